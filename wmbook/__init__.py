@@ -1,0 +1,45 @@
+"""wmbook: the code behind the book *Large language models and working memory*.
+
+Organised by topic, not by chapter:
+
+* :mod:`wmbook.attention` — scaled dot-product and multi-head attention, masks (page 4.1)
+* :mod:`wmbook.train` — a small training loop that returns its history
+* :mod:`wmbook.plot` — attention heatmaps and learning curves
+* :mod:`wmbook.measure` — time, peak memory and parameter counts
+* :mod:`wmbook.runtime` — seeding and device choice
+* :mod:`wmbook.notebook` — glue numbers into the text; stamps for stored outputs
+"""
+from .attention import (
+    AttentionConfig,
+    AttentionResult,
+    MultiHeadAttention,
+    causal_mask,
+    padding_mask,
+    scaled_dot_product_attention,
+    to_torch_multihead,
+)
+from .measure import count_parameters, peak_memory, time_call
+from .notebook import glue
+from .runtime import get_device, seed_everything
+from .train import History, TrainConfig, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AttentionConfig",
+    "AttentionResult",
+    "History",
+    "MultiHeadAttention",
+    "TrainConfig",
+    "causal_mask",
+    "count_parameters",
+    "get_device",
+    "glue",
+    "padding_mask",
+    "peak_memory",
+    "scaled_dot_product_attention",
+    "seed_everything",
+    "time_call",
+    "to_torch_multihead",
+    "train",
+]

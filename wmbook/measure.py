@@ -1,0 +1,95 @@
+"""Measuring cost: wall-clock time, peak memory and parameter counts.
+
+The book's working-memory claims are measured with these (first on page 4.1,
+section 4.1.3).
+"""
+from __future__ import annotations
+
+import gc
+import os
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from torch import nn
+
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def time_call(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall-clock seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _status_kib(field: str) -> int:
+    m = re.search(rf"^{field}:\s+(\d+) kB", _STATUS.read_text(), re.MULTILINE)
+    if m is None:
+        raise RuntimeError(f"{field} not found in {_STATUS}")
+    return int(m.group(1))
+
+
+def _release_free_memory() -> None:
+    """Make glibc hand freed memory back to the system, so RSS tracks live tensors.
+
+    glibc raises its mmap threshold after big blocks are freed and then serves
+    later big tensors from memory it already holds, which hides them from the
+    resident size. Fixing the threshold (``mallopt(M_MMAP_THRESHOLD, 128 KiB)``)
+    and trimming the heap (``malloc_trim(0)``) before each measurement undo
+    that; they change how memory is obtained, never results.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 128 * 1024)  # -3 = M_MMAP_THRESHOLD
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: the measurement may undercount reused memory
+
+
+def can_measure_peak_memory() -> bool:
+    """Peak-memory measurement needs Linux's /proc (Colab and most servers have it)."""
+    return sys.platform.startswith("linux") and _STATUS.exists() and os.access(_CLEAR_REFS, os.W_OK)
+
+
+def peak_memory(fn: Callable[[], object]) -> int:
+    """Extra resident memory (bytes) that ``fn()`` needed at its peak.
+
+    Resets the kernel's high-water mark (``/proc/self/clear_refs``), runs ``fn``
+    and reads ``VmHWM`` minus the resident size before the call. Freed memory is
+    handed back to the system first (see ``_release_free_memory``), so the
+    number tracks the tensors the call creates; it has a resolution of a few
+    kB and includes the result. Linux only: elsewhere it raises ``RuntimeError`` (check
+    :func:`can_measure_peak_memory` first).
+    """
+    if not can_measure_peak_memory():
+        raise RuntimeError(
+            "peak_memory needs Linux's /proc/self/status and /proc/self/clear_refs; "
+            f"this is {sys.platform}. Run the page on Linux or Colab to measure memory."
+        )
+    gc.collect()
+    _release_free_memory()
+    _CLEAR_REFS.write_text("5")  # reset VmHWM to the current resident size
+    before = _status_kib("VmRSS")
+    result = fn()
+    peak = _status_kib("VmHWM")
+    del result
+    return max(0, peak - before) * 1024
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (all, or only those with ``requires_grad``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
