@@ -24,16 +24,26 @@ sys.path.insert(0, str(ROOT))
 from tools.book import toc_notebooks  # noqa: E402
 from wmbook.notebook import cells_stamp, code_stamp  # noqa: E402
 
+# Run after the notebook, then removed: which wmbook modules did the page import?
+_PROBE = "import wmbook.notebook as _n; print('WMBOOK_MODULES=' + ','.join(_n.loaded_modules()))"
+
 
 def execute(path: Path, timeout: int = 600) -> float:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
+    nb.cells.append(nbformat.v4.new_code_cell(_PROBE))
     t0 = time.perf_counter()
-    client.execute()
+    try:
+        client.execute()
+    finally:
+        probe = nb.cells.pop()
     seconds = time.perf_counter() - t0
+    text = "".join(o.get("text", "") for o in probe.outputs)
+    modules = text.split("WMBOOK_MODULES=", 1)[1].strip().split(",")
     nb.metadata["wmbook"] = {
-        "code_stamp": code_stamp(ROOT / "wmbook"),
+        "modules": modules,
+        "code_stamp": code_stamp(ROOT / "wmbook", modules),
         "cells_stamp": cells_stamp(nb),
         "seconds": round(seconds, 1),
     }

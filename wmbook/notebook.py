@@ -36,17 +36,35 @@ def glue(name: str, value: Any, display: bool = False) -> None:
     ipy_display({prefix + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)
 
 
-def _files(root: Path) -> Iterable[Path]:
+def _files(root: Path, modules: Iterable[str] | None) -> Iterable[Path]:
     for path in sorted(root.rglob("*")):
-        if path.is_file() and path.suffix in _STAMPED_SUFFIXES and "__pycache__" not in path.parts:
+        if not path.is_file() or path.suffix not in _STAMPED_SUFFIXES or "__pycache__" in path.parts:
+            continue
+        rel = path.relative_to(root)
+        # a module's data files live in "<module>_assets/"; they belong to that module
+        owner = rel.parts[0][: -len("_assets")] if rel.parts[0].endswith("_assets") else rel.with_suffix("").as_posix()
+        if modules is None or owner.replace("/", ".") in modules or rel.name == "__init__.py":
             yield path
 
 
-def code_stamp(root: str | Path | None = None) -> str:
-    """A short sha256 of every source file of the ``wmbook`` package (line endings normalised)."""
+def loaded_modules() -> list[str]:
+    """The ``wmbook`` submodules imported in this process, e.g. ``["attention", "plot"]``."""
+    import sys
+
+    return sorted(name.split(".", 1)[1] for name in sys.modules if name.startswith("wmbook."))
+
+
+def code_stamp(root: str | Path | None = None, modules: Iterable[str] | None = None) -> str:
+    """A short sha256 of ``wmbook``'s source files (line endings normalised).
+
+    With ``modules`` (names as :func:`loaded_modules` returns them) only those
+    modules, their ``<module>_assets`` folders and the ``__init__`` files count:
+    a page is stale when code it imported changed, not when any code did.
+    """
     root = Path(root) if root is not None else _PACKAGE
+    modules = None if modules is None else set(modules)
     h = hashlib.sha256()
-    for path in _files(root):
+    for path in _files(root, modules):
         h.update(path.relative_to(root).as_posix().encode())
         h.update(b"\0")
         h.update(path.read_bytes().replace(b"\r\n", b"\n"))
@@ -87,3 +105,19 @@ def show_source(obj, start: str | None = None, end: str | None = None):
             raise ValueError(f"{end!r} does not occur in the source of {obj.__qualname__}")
         lines = lines[: idx[0] + 1]
     return Code("\n".join(lines), language="python")
+
+
+def print_table(rows: list[dict], columns: dict[str, tuple[str, str]]) -> None:
+    """Print ``rows`` (dicts) as an aligned text table.
+
+    ``columns`` maps a key to ``(header, format spec)``, e.g.
+    ``{"n": ("n", "d"), "t": ("time (ms)", ".1f")}``. A missing value prints as ``–``.
+    """
+    if not rows:
+        raise ValueError("print_table needs at least one row")
+    cells = [[format(r[k], spec) if r.get(k) is not None else "–" for k, (_, spec) in columns.items()] for r in rows]
+    headers = [h for h, _ in columns.values()]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
+    print("  ".join(h.rjust(w) for h, w in zip(headers, widths)))
+    for row in cells:
+        print("  ".join(c.rjust(w) for c, w in zip(row, widths)))

@@ -1,0 +1,28 @@
+# The two commands the README gives:
+#   make book   build the HTML book into _build/html (installs what it needs first)
+#   make test   run the whole test suite: unit tests, every notebook under nbval,
+#               notebook hygiene, the book build (-W -n) and a Colab-like fresh install
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+
+.PHONY: install book test test-fast execute clean
+
+install:
+	$(PIP) install -q -r requirements.txt -e .
+
+book: install
+	$(PYTHON) -m jupyter_book build . -W -n --keep-going
+
+test: install
+	$(PYTHON) -m pytest tests chapters --nbval-lax -p no:cacheprovider -v --durations=15
+
+# Unit tests only (seconds): for quick iterations while editing wmbook.
+test-fast:
+	$(PYTHON) -m pytest tests -m "not slow" -q
+
+# Re-execute every notebook in the book and store its outputs and stamps.
+execute:
+	$(PYTHON) tools/execute.py
+
+clean:
+	rm -rf _build

@@ -1,0 +1,181 @@
+"""Notebook hygiene and the book's structure: what a reader must be able to trust.
+
+Every page listed in _toc.yml must be stored executed (top to bottom, no errors),
+against the current wmbook code (stamps written by tools/execute.py), start with
+the Colab install cell, carry the guide's number, title and Chinese subtitle, and
+follow the page pattern.
+"""
+import re
+
+import nbformat
+import pytest
+import yaml
+
+from tools.book import ROOT, outline, resolve, toc_files, toc_notebooks
+from wmbook.notebook import GLUE_PREFIX, cells_stamp, code_stamp
+
+OUTLINE = {h["id"]: h for h in outline()}
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+NOTEBOOKS = toc_notebooks()
+MAX_SECONDS = 90
+
+
+def _id(path):
+    return path.relative_to(ROOT).as_posix()
+
+
+def _code(nb):
+    return [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+
+
+def _markdown(nb):
+    return "\n\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+
+
+def _title_id(text):
+    m = re.search(r"^# (\d+(?:\.\d+)*) (.+)$", text, re.MULTILINE)
+    assert m, "the page must start with a '# N.M Title' heading"
+    return m.group(1), m.group(2).strip()
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=_id)
+def nb(request):
+    return request.param, nbformat.read(request.param, as_version=4)
+
+
+def test_the_book_has_pages():
+    assert NOTEBOOKS, "_toc.yml lists no notebook"
+
+
+def test_executed_in_order_without_errors(nb):
+    path, nb = nb
+    counts = [c.execution_count for c in _code(nb)]
+    assert None not in counts, f"{_id(path)}: some cells were never executed; run `make execute`"
+    assert counts == list(range(1, len(counts) + 1)), f"{_id(path)}: not executed top to bottom in a fresh kernel"
+    errors = [o for c in _code(nb) for o in c.outputs if o.output_type == "error"]
+    assert not errors, f"{_id(path)}: stored errors: {[e.ename for e in errors]}"
+
+
+def test_outputs_are_fresh(nb):
+    path, nb = nb
+    stamp = nb.metadata.get("wmbook", {})
+    hint = f"{_id(path)}: stored outputs are stale; re-execute with `python tools/execute.py {_id(path)}`"
+    assert stamp.get("code_stamp") == code_stamp(ROOT / "wmbook", stamp.get("modules", [])), (
+        hint + f" (wmbook modules it imports changed: {stamp.get('modules')})"
+    )
+    assert stamp.get("cells_stamp") == cells_stamp(nb), hint + " (its code cells changed)"
+
+
+def test_runs_within_the_time_budget(nb):
+    path, nb = nb
+    seconds = nb.metadata["wmbook"]["seconds"]
+    assert seconds <= MAX_SECONDS, f"{_id(path)} took {seconds} s to execute (budget {MAX_SECONDS} s)"
+
+
+def test_first_cell_installs_wmbook_for_colab(nb):
+    path, nb = nb
+    first = _code(nb)[0]
+    url = CONFIG["repository"]["url"].rstrip("/")
+    branch = CONFIG["repository"]["branch"]
+    assert 'find_spec("wmbook") is None' in first.source, "the first code cell must install wmbook when missing"
+    assert f"git+{url}@{branch}" in first.source, f"the install cell must install from {url}@{branch}"
+    assert "remove-cell" in first.metadata.get("tags", []), "the install cell must be hidden in the HTML"
+
+
+def test_no_paths_relative_to_the_repository(nb):
+    path, nb = nb
+    for cell in _code(nb):
+        assert not re.search(r"""["']\.\.?/""", cell.source), (
+            f"{_id(path)} reads a path relative to the repository; load data through wmbook instead:\n{cell.source[:200]}"
+        )
+
+
+def test_title_subtitle_and_sections_follow_the_outline(nb):
+    path, nb = nb
+    first_md = next(c.source for c in nb.cells if c.cell_type == "markdown")
+    page_id, title = _title_id(first_md)
+    assert page_id in OUTLINE, f"{page_id} is not a heading of the guide's outline"
+    assert title == OUTLINE[page_id]["en"]
+    assert f'<p class="zh-subtitle" lang="zh">{OUTLINE[page_id]["zh"]}</p>' in first_md
+    text = _markdown(nb)
+    sections = [h for h in OUTLINE if h.startswith(page_id + ".") and h.count(".") == page_id.count(".") + 1]
+    found = re.findall(r"^## (\d+\.\d+\.\d+) (.+)$", text, re.MULTILINE)
+    expected = [(s, OUTLINE[s]["en"]) for s in sections]
+    if page_id.count(".") == 1 and sections:  # N.M pages hold their N.M.K sections in order
+        assert [f for f in found if f[0].startswith(page_id + ".")] == expected
+
+
+def test_follows_the_page_pattern(nb):
+    path, nb = nb
+    text = _markdown(nb)
+    for marker in ("**After this page you can**", "## Exercises", "## Summary"):
+        assert marker in text, f"{_id(path)} lacks {marker!r}"
+    assert text.index("## Exercises") < text.index("## Summary")
+    hidden = [c for c in nb.cells if c.cell_type == "code" and {"hide-cell", "hide-input"} & set(c.metadata.get("tags", []))]
+    assert hidden, "exercise solutions must be code cells tagged hide-cell (hidden behind a toggle)"
+    assert any("NBVAL_CHECK_OUTPUT" in c.source for c in _code(nb)), "mark the cells whose output must not change"
+
+
+def test_every_glued_name_is_computed(nb):
+    path, nb = nb
+    used = set(re.findall(r"\{glue:?\w*\}`([A-Za-z_]\w*)", _markdown(nb)))
+    glued = {
+        o.metadata["scrapbook"]["name"]
+        for c in _code(nb) for o in c.outputs
+        if o.output_type == "display_data" and "scrapbook" in o.get("metadata", {})
+    }
+    assert used <= glued, f"{_id(path)}: the text shows {sorted(used - glued)} but no cell glues them"
+    assert used, "numbers in the prose must be glued from the cells that compute them"
+
+
+def test_glue_output_matches_myst_nb():
+    """wmbook.glue must emit exactly what myst_nb.glue emits (MyST-NB reads it back)."""
+    myst_glue = pytest.importorskip("myst_nb").glue
+    from IPython.core.interactiveshell import InteractiveShell
+    from wmbook import glue
+
+    shell = InteractiveShell.instance()
+    captured = []
+    shell.display_pub.publish = lambda data, metadata=None, **kw: captured.append((data, metadata))
+    for fn in (myst_glue, glue):
+        fn("x", 1.2345, display=False)
+    assert captured[0] == captured[1]
+    assert GLUE_PREFIX + "text/plain" in captured[1][0]
+
+
+# --- the book's structure --------------------------------------------------------------
+
+def test_toc_lists_existing_pages_in_outline_order():
+    docs = toc_files()
+    assert docs[0] == "intro"
+    ids = []
+    for doc in docs:
+        path = resolve(doc)  # raises if the file is missing
+        if doc in ("intro", "references"):
+            continue
+        text = path.read_text(encoding="utf-8") if path.suffix == ".md" else _markdown(nbformat.read(path, 4))
+        page_id, title = _title_id(text)
+        assert page_id in OUTLINE and title == OUTLINE[page_id]["en"], f"{doc}: '{page_id} {title}' is not in the outline"
+        assert OUTLINE[page_id]["zh"] in text, f"{doc}: the Chinese title is missing"
+        if "." not in page_id:
+            assert doc == f"chapters/{int(page_id):02d}/index"
+        else:
+            assert doc.startswith(f"chapters/{int(page_id.split('.')[0]):02d}/")
+        ids.append(page_id)
+    order = list(OUTLINE)
+    assert ids == sorted(ids, key=order.index), "pages must appear in the guide's order"
+
+
+def test_landing_page_maps_all_chapters_and_links_existing_pages():
+    intro = (ROOT / "intro.md").read_text(encoding="utf-8")
+    for h in OUTLINE.values():
+        if "." not in h["id"]:
+            assert re.search(rf"^{h['id']}\. \*\*.*{re.escape(h['en'])}", intro, re.MULTILINE | re.IGNORECASE), h
+            assert h["zh"] in intro
+    for path in NOTEBOOKS:
+        assert f"({path.relative_to(ROOT).as_posix()})" in intro, f"the landing page must link {path.name}"
+
+
+def test_outline_is_the_guides():
+    heads = list(OUTLINE)
+    assert len(heads) == 110 and heads[0] == "1" and heads[-1] == "9.5"
