@@ -196,3 +196,21 @@ def test_multihead_errors():
     with pytest.raises(ValueError, match="unsqueeze"):
         mha(torch.randn(3, 8))
     assert AttentionConfig(d_model=8, n_heads=2).d_head == 4
+
+
+def test_dropout_acts_on_the_weights_in_training_only():
+    mha = MultiHeadAttention(d_model=16, n_heads=2, dropout=0.5)
+    x = torch.randn(4, 10, 16)
+    mha.eval()
+    eval_out, eval_w = mha(x)
+    assert torch.equal(eval_out, mha(x).output)  # deterministic in evaluation
+    mha.train()
+    train_out, train_w = mha(x)
+    assert torch.allclose(train_w, eval_w)  # the returned weights are those before dropout
+    assert not torch.allclose(train_out, eval_out)
+    # dropout is unbiased: averaged over many draws the output approaches evaluation's
+    torch.manual_seed(0)
+    q, k, v = qkv(1, 6, 8)
+    ref = scaled_dot_product_attention(q, k, v).output
+    mean = torch.stack([scaled_dot_product_attention(q, k, v, dropout=0.5).output for _ in range(4000)]).mean(0)
+    assert (mean - ref).abs().max() < 0.1

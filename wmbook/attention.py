@@ -21,6 +21,7 @@ from typing import NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 
 class AttentionResult(NamedTuple):
@@ -53,6 +54,7 @@ def scaled_dot_product_attention(
     v: Tensor,
     mask: Tensor | None = None,
     temperature: float = 1.0,
+    dropout: float = 0.0,
 ) -> AttentionResult:
     r"""Attention as the guide writes it (4.1.1), with an optional mask and temperature.
 
@@ -68,6 +70,9 @@ def scaled_dot_product_attention(
             attend, or float added to the scores.
         temperature: ``τ > 0``; ``τ = 1`` is the guide's formula, larger
             spreads the weights, smaller sharpens them.
+        dropout: probability of zeroing a weight before it multiplies ``V``
+            (training only; pass 0 in evaluation). The returned weights are
+            the ones before dropout.
 
     Returns:
         ``AttentionResult(output (..., T_q, d_v), weights (..., T_q, T_k))``.
@@ -111,6 +116,8 @@ def scaled_dot_product_attention(
     weights = torch.softmax(scores, dim=-1)  # (..., T_q, T_k)
     if mask is not None and mask.dtype != torch.bool and torch.isnan(weights).any():
         raise ValueError("the float mask removes every key for some query (a row of all -inf)")
+    if dropout:
+        return AttentionResult(F.dropout(weights, dropout, training=True) @ v, weights)
     return AttentionResult(weights @ v, weights)
 
 
@@ -193,7 +200,6 @@ class MultiHeadAttention(nn.Module):
         self.W_k = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
         self.W_v = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
         self.W_o = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
-        self.dropout = nn.Dropout(cfg.dropout)
 
     def _split_heads(self, x: Tensor) -> Tensor:
         B, T, _ = x.shape
@@ -237,8 +243,8 @@ class MultiHeadAttention(nn.Module):
         q = self._split_heads(self.W_q(query))  # (B, H, T_q, d_head)
         k = self._split_heads(self.W_k(key))  # (B, H, T_k, d_head)
         v = self._split_heads(self.W_v(value))  # (B, H, T_k, d_head)
-        heads, weights = scaled_dot_product_attention(q, k, v, mask=mask, temperature=temperature)
-        heads = self.dropout(heads)
+        p = self.cfg.dropout if self.training else 0.0  # dropout on the weights, as in the paper's code
+        heads, weights = scaled_dot_product_attention(q, k, v, mask=mask, temperature=temperature, dropout=p)
         B, H, T_q, d_head = heads.shape
         concat = heads.transpose(1, 2).reshape(B, T_q, H * d_head)  # (B, T_q, d_model)
         return AttentionResult(self.W_o(concat), weights)
