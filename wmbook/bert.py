@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import torch
 from torch import Tensor, nn
 
-from .transformer import EncoderBlock, TransformerConfig
+from .transformer import EncoderBlock, TransformerConfig, init_weights
 
 
 @dataclass
@@ -110,14 +110,7 @@ class BertModel(nn.Module):
         self.embeddings = BertEmbeddings(cfg)
         self.layers = nn.ModuleList(EncoderBlock(cfg.block_config()) for _ in range(cfg.n_layers))
         self.pooler = nn.Linear(cfg.d_model, cfg.d_model)
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, std=0.02)
-        if isinstance(m, nn.Linear) and m.bias is not None:
-            nn.init.zeros_(m.bias)
+        self.apply(init_weights)
 
     def _check(self, input_ids: Tensor, attention_mask: Tensor | None, token_type_ids: Tensor | None) -> None:
         cfg = self.cfg

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from .attention import AttentionConfig, causal_mask, scaled_dot_product_attention
-from .transformer import FeedForward
+from .transformer import FeedForward, init_weights
 
 KVCache = list[tuple[Tensor, Tensor]]  # per layer (k, v), each (B, H, T_past, d_head)
 
@@ -155,19 +155,12 @@ class GPT(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        self.apply(self._init_weights)
+        self.apply(init_weights)
         for block in self.blocks:  # GPT-2 scales the residual projections by 1/sqrt(2 n_layers)
             for lin in (block.attn.W_o, block.mlp.W_out):
                 nn.init.normal_(lin.weight, std=0.02 / math.sqrt(2 * cfg.n_layers))
         if cfg.tie_weights:
             self.lm_head.weight = self.wte.weight
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, std=0.02)
-        if isinstance(m, nn.Linear) and m.bias is not None:
-            nn.init.zeros_(m.bias)
 
     def forward(self, idx: Tensor, past_key_values: KVCache | None = None, use_cache: bool = False) -> GPTOutput:
         """``idx`` (B, T) token ids; with ``past_key_values`` they continue the cached sequence."""

@@ -82,6 +82,14 @@ def sinusoidal_positions(n_ctx: int, d_model: int) -> Tensor:
     return pe
 
 
+def init_weights(m: nn.Module) -> None:
+    """BERT's and GPT-2's initialisation: N(0, 0.02) weights, zero biases (use ``model.apply``)."""
+    if isinstance(m, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(m.weight, std=0.02)
+    if isinstance(m, nn.Linear) and m.bias is not None:
+        nn.init.zeros_(m.bias)
+
+
 class FeedForward(nn.Module):
     r"""Position-wise feed-forward network: :math:`\mathrm{FFN}(x) = \phi(x W_{in} + b_{in}) W_{out} + b_{out}`.
 
