@@ -440,3 +440,31 @@ def load_squad(version: int = 1) -> list[QAExample]:
                     answer_starts=[a["answer_start"] for a in qa["answers"]],
                     is_impossible=bool(qa.get("is_impossible", False)), id=qa["id"]))
     return examples
+
+
+class Digits(NamedTuple):
+    """scikit-learn's 8×8 digits as tensors: pixels scaled to [0, 1], a seeded split."""
+
+    X_train: "torch.Tensor"  # (n_train, 64)
+    y_train: "torch.Tensor"  # (n_train,)
+    X_test: "torch.Tensor"
+    y_test: "torch.Tensor"
+
+
+def load_digits(n_train: int = 1200, seed: int = 0) -> Digits:
+    """The 1,797 handwritten digits bundled with scikit-learn (no download), split at random.
+
+    Used on page 4.2 for the distillation experiments.
+    """
+    import torch
+    from sklearn.datasets import load_digits as _sk_digits
+
+    d = _sk_digits()
+    if not 0 < n_train < len(d.target):
+        raise ValueError(f"n_train must be between 1 and {len(d.target) - 1}, got {n_train}")
+    X = torch.tensor(d.data, dtype=torch.float32) / 16.0
+    y = torch.tensor(d.target, dtype=torch.long)
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    tr, te = perm[:n_train], perm[n_train:]
+    return Digits(X[tr], y[tr], X[te], y[te])
+
