@@ -92,3 +92,12 @@ def test_time_and_count():
     assert count_parameters(nn.Linear(3, 2)) == 8
     with pytest.raises(ValueError):
         time_call(lambda: None, repeats=0)
+
+
+def test_threads_context_restores():
+    before = torch.get_num_threads()
+    with wmbook.threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError):
+        wmbook.threads(0)

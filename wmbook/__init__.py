@@ -18,9 +18,9 @@ from .attention import (
     scaled_dot_product_attention,
     to_torch_multihead,
 )
-from .measure import count_parameters, peak_memory, time_call
+from .measure import count_parameters, kv_cache_bytes, peak_memory, time_call
 from .notebook import glue
-from .runtime import get_device, seed_everything
+from .runtime import get_device, seed_everything, threads
 from .train import History, TrainConfig, train
 
 __version__ = "0.1.0"
@@ -35,10 +35,12 @@ __all__ = [
     "count_parameters",
     "get_device",
     "glue",
+    "kv_cache_bytes",
     "padding_mask",
     "peak_memory",
     "scaled_dot_product_attention",
     "seed_everything",
+    "threads",
     "time_call",
     "to_torch_multihead",
     "train",

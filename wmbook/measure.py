@@ -93,3 +93,18 @@ def peak_memory(fn: Callable[[], object]) -> int:
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (all, or only those with ``requires_grad``)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def kv_cache_bytes(n_layers: int, n_kv_heads: int, d_head: int, n_tokens: int = 1,
+                   batch: int = 1, bytes_per_value: int = 2) -> int:
+    r"""Bytes of the key–value cache: :math:`2 \cdot L \cdot H_{kv} \cdot d_\text{head} \cdot n \cdot B \cdot b`.
+
+    The factor 2 is for keys and values; ``bytes_per_value`` is 2 for fp16/bf16,
+    4 for fp32. GPT-2 small (12 layers, 12 heads of 64) holds 36 KiB per token
+    in fp16. Measured against real caches on pages 3.3 and 4.3.
+    """
+    for name, v in (("n_layers", n_layers), ("n_kv_heads", n_kv_heads), ("d_head", d_head),
+                    ("n_tokens", n_tokens), ("batch", batch), ("bytes_per_value", bytes_per_value)):
+        if v < 0 or int(v) != v:
+            raise ValueError(f"{name} must be a non-negative integer, got {v}")
+    return 2 * n_layers * n_kv_heads * d_head * n_tokens * batch * bytes_per_value
