@@ -5,6 +5,15 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 
+# Data for the pages: a folder that already holds the files (see wmbook/data.py). Next to a
+# checkout in this project's workspace that is ../shared/data; elsewhere wmbook downloads
+# each file once into ~/.cache/wmbook/data.
+ifeq ($(WMBOOK_DATA_DIR),)
+ifneq ($(wildcard ../shared/data/SOURCES.md),)
+export WMBOOK_DATA_DIR := $(abspath ../shared/data)
+endif
+endif
+
 .PHONY: install book test test-fast execute clean
 
 install:
@@ -20,9 +29,9 @@ test: install
 test-fast:
 	$(PYTHON) -m pytest tests -m "not slow" -q
 
-# Re-execute every notebook in the book and store its outputs and stamps.
+# Re-execute every notebook in the book (or NOTEBOOKS="a.ipynb b.ipynb") and store outputs and stamps.
 execute:
-	$(PYTHON) tools/execute.py
+	$(PYTHON) tools/execute.py $(NOTEBOOKS)
 
 clean:
 	rm -rf _build

@@ -1,0 +1,47 @@
+"""Small committed checkpoints: where they live and how they are verified before loading.
+
+Training that does not fit in a page runs in a committed, seeded script under ``scripts/``;
+its checkpoint (a few MB) ships inside the package, in ``wmbook/checkpoints/``, and the code
+that loads it records its sha256, so a page never runs on a different file than the one its
+text describes. Used by :mod:`wmbook.char_gpt` (page 3.3), :mod:`wmbook.function_icl`
+(page 2.3) and the SST-2 GPT of page 5.3.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, corrupt or not the one the code expects."""
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_checkpoint(path: str | Path, sha256: str | None, regenerate: str, where: str = "") -> Path:
+    """Return ``path`` once it exists and (unless ``sha256`` is None) has that sha256.
+
+    ``regenerate`` is the command that rebuilds the file and ``where`` names the constant that
+    records its hash; both go into the error message.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} is missing; regenerate it with: {regenerate}")
+    if sha256 is not None:
+        actual = file_sha256(path)
+        if actual != sha256:
+            raise CheckpointError(
+                f"checkpoint {path} has sha256 {actual}, expected {sha256}: it is corrupt or was "
+                f"retrained. Regenerate it with: {regenerate}, then record the sha256 it prints"
+                + (f" in {where}." if where else ".")
+            )
+    return path
