@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 import yaml
@@ -22,16 +21,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="module")
-def html(tmp_path_factory):
-    out = tmp_path_factory.mktemp("book")
-    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
-           "build", str(ROOT), "--path-output", str(out), "-W", "-n", "--keep-going"]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    warnings = [l for l in result.stdout.splitlines() + result.stderr.splitlines() if "WARNING" in l]
-    assert result.returncode == 0, f"the book build failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    assert not warnings, warnings
-    return out / "_build" / "html"
+# The `html` fixture (the book, built once per session) lives in tests/conftest.py.
 
 
 def _page(html, path):

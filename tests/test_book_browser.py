@@ -1,0 +1,159 @@
+"""The attention explorer in the built book, in a real (headless) browser, offline.
+
+Builds the book once (the session's ``html`` fixture, tests/conftest.py), opens page 2.1
+from ``file://`` in headless Chromium (tests/browser.py) with the network switched off,
+and checks what a reader would: every explorer view on the page comes alive and draws;
+hovering and clicking a token change the highlighted weights; choosing another head or
+layer changes the picture; the tokens that are HTML/JavaScript stay text and never run;
+and no JavaScript error comes from the explorer. A screenshot goes to
+``_build/screenshots/`` (or ``$WMBOOK_SCREENSHOT_DIR``).
+
+Errors that are not the explorer's are ignored, exactly these two (``THEME_ERRORS``),
+and every ignored message is printed: sphinx-book-theme's ``SyntaxError: Identifier
+'THEBE_JS_URL' has already been declared`` (two of its scripts declare the same
+constant) and pydata-sphinx-theme's ``Got invalid theme mode: . Resetting to auto.``
+(a fresh profile has no stored light/dark choice). Any other error fails the test.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from tools.book import ROOT
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from browser import Browser, find_chromium  # noqa: E402
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(find_chromium() is None, reason="needs Chromium (apt-get install chromium)"),
+]
+
+PAGE = "chapters/02/2_1_attention.html"
+INJECTED = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "&amp;", "</script><!--"]
+# Known messages from the book theme's own scripts (not the explorer), matched as regexes:
+THEME_ERRORS = (
+    # sphinx-book-theme declares `const THEBE_JS_URL` in two of its scripts (launch buttons)
+    r"^exception: SyntaxError: Identifier 'THEBE_JS_URL' has already been declared$",
+    # pydata-sphinx-theme, in a fresh browser profile with no stored light/dark choice
+    r"^console\.error: Got invalid theme mode: \. Resetting to auto\.$",
+)
+
+CANVAS = """(function (root, cls) {
+  var c = root.querySelector(cls), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  var h = 0, n = 0;
+  for (var i = 0; i < d.length; i += 4) {
+    h = (h * 31 + d[i] + 7 * d[i + 1] + 13 * d[i + 2] + 17 * d[i + 3]) | 0; if (d[i + 3]) n++;
+  }
+  return [h, n];
+})(document.getElementById(%s), %s)"""
+
+
+def screenshot_dir() -> Path:
+    path = Path(os.environ.get("WMBOOK_SCREENSHOT_DIR") or ROOT / "_build" / "screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def test_explorer_views_work_in_the_built_book(html):
+    page_file = html / PAGE
+    assert page_file.exists(), f"{PAGE} was not built"
+    with Browser() as browser:
+        page = browser.new_page(width=1280, height=1000, offline=True)
+        page.goto(page_file.as_uri())
+        n_views = page.eval("document.querySelectorAll('.wmb-attn').length")
+        assert n_views >= 6, f"expected the explorer views of page 2.1, found {n_views}"
+        page.wait_for(f"document.querySelectorAll('.wmb-attn[data-wmb-ready]').length === {n_views}"
+                      f" && document.querySelectorAll('.wmb-attn .wmb-readout').length === {n_views}",
+                      timeout=20)
+        views = page.eval("Array.from(document.querySelectorAll('.wmb-attn')).map(e => "
+                          "[e.id, (e.querySelector('.wmb-title') || {}).textContent || ''])")
+        by_title = {title: uid for uid, title in views}
+
+        def uid_of(prefix: str) -> str:
+            hits = [uid for title, uid in by_title.items() if title.startswith(prefix)]
+            assert hits, f"no view titled {prefix!r}; titles: {list(by_title)}"
+            return hits[0]
+
+        def heat(uid: str, cls: str = ".wmb-heat") -> tuple[int, int]:
+            return tuple(page.eval(CANVAS % (json.dumps(uid), json.dumps(cls))))
+
+        def attr(uid: str, name: str) -> str:
+            return page.eval(f"document.getElementById({json.dumps(uid)}).getAttribute({json.dumps(name)})")
+
+        def away() -> None:
+            page.mouse_move(2, 2)
+
+        # 1. every view rendered: a heatmap with pixels, token lines drawn, no fallback text left
+        for uid, title in views:
+            assert heat(uid)[1] > 1000, f"view {title!r} drew an empty heatmap"
+            assert page.eval(f"document.querySelectorAll('#{uid} .wmb-fallback').length") == 0
+
+        # 2. hover a query token: its row is highlighted and the heatmap changes; moving away restores it
+        prev = uid_of("previous-token head")
+        layer, head = map(int, re.search(r"layer (\d+), head (\d+)", [t for u, t in views if u == prev][0]).groups())
+        assert attr(prev, "data-wmb-head") == f"{layer}:{head}"  # opened on the head the page found
+        away()
+        before = heat(prev)
+        page.mouse_move(*page.center(f"#{prev} .wmb-q .wmb-tok[data-i='3']"))
+        assert attr(prev, "data-wmb-sel") == "q3"
+        shaded = page.eval(f"Array.from(document.querySelectorAll('#{prev} .wmb-k .wmb-tok'))"
+                           ".filter(e => e.style.backgroundColor).length")
+        assert shaded > 0, "hovering a token must shade the keys it reads"
+        assert heat(prev) != before
+        readout = page.eval(f"document.querySelector('#{prev} .wmb-readout').textContent")
+        assert readout.startswith("query '"), readout
+        away()
+        assert attr(prev, "data-wmb-sel") == "" and heat(prev) == before
+        # a click pins the token: it stays selected when the mouse leaves
+        page.click(*page.center(f"#{prev} .wmb-q .wmb-tok[data-i='3']"))
+        away()
+        assert attr(prev, "data-wmb-sel") == "q3"
+        # a screenshot of the view with the pinned token, for people to look at
+        page.eval(f"window.scrollBy(0, document.getElementById({json.dumps(prev)})"
+                  ".getBoundingClientRect().top - 60)")
+        shot = page.screenshot(screenshot_dir() / "book_2_1_explorer.png", full_page=False)
+        assert shot.stat().st_size > 10_000
+        page.click(*page.center(f"#{prev} .wmb-q .wmb-tok[data-i='3']"))
+        away()
+        assert attr(prev, "data-wmb-sel") == ""
+
+        # 3. switching head and layer changes the picture
+        def choose(uid: str, control: str, value: int) -> None:
+            page.eval(f"(e => {{ e.value = {json.dumps(str(value))}; e.dispatchEvent(new Event('change')); }})"
+                      f"(document.getElementById({json.dumps(uid + '-' + control)}))")
+
+        h0 = heat(prev)
+        choose(prev, "head", (head + 1) % 12)
+        assert attr(prev, "data-wmb-head") == f"{layer}:{(head + 1) % 12}" and heat(prev) != h0
+        h1 = heat(prev)
+        choose(prev, "layer", (layer + 1) % 6)
+        assert attr(prev, "data-wmb-head") == f"{(layer + 1) % 6}:{(head + 1) % 12}" and heat(prev) != h1
+
+        # 4. tokens that are HTML and JavaScript stay text and never run
+        tricky = uid_of("tokens are text")
+        texts = page.eval(f"Array.from(document.querySelectorAll('#{tricky} .wmb-k .wmb-txt')).map(e => e.textContent)")
+        assert texts[1:5] == INJECTED, texts
+        for uid, _ in views:
+            assert page.eval(f"document.querySelectorAll('#{uid} img, #{uid} script').length") == 0
+        assert not page.eval("Array.from(document.scripts).some(s => s.textContent.trim() === 'alert(1)')")
+        page.mouse_move(*page.center(f"#{tricky} .wmb-q .wmb-tok[data-i='1']"))
+        assert attr(tricky, "data-wmb-sel") == "q1"
+        assert page.eval(f"document.querySelector('#{tricky} .wmb-readout').textContent").startswith(
+            "query '<script>alert(1)</script>'")
+        away()
+
+        # 5. nothing ran that should not have, and nothing failed
+        assert page.dialogs() == [], f"a dialog opened: {page.dialogs()}"
+        errors = page.errors()
+        ignored = [e for e in errors if any(re.search(p, e) for p in THEME_ERRORS)]
+        if ignored:
+            print("ignored errors from the book theme:", *ignored, sep="\n  ")
+        assert [e for e in errors if e not in ignored] == [], errors
+        external = [u for u in page.requests() if not u.startswith(("file:", "data:"))]
+        assert external == [], f"the page asked the network for {external}"
