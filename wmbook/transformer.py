@@ -10,12 +10,14 @@ stashed on a module. Masks are boolean, ``True`` = may attend.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from .attention import AttentionConfig, MultiHeadAttention, causal_mask
 
@@ -318,10 +320,75 @@ class EncoderDecoder(nn.Module):
         return self.decode(tgt, self.encode(src))
 
 
+
+_TORCH_ACTIVATIONS = {  # our name -> what nn.TransformerEncoderLayer accepts (same function)
+    "relu": lambda: "relu",
+    "gelu": lambda: "gelu",
+    # not nn.GELU(approximate="tanh"): PyTorch's inference fast path (torch 2.13) sees an
+    # nn.GELU and runs the exact GELU; a plain function keeps the layer on the slow, exact path
+    "gelu_tanh": lambda: functools.partial(F.gelu, approximate="tanh"),
+}
+
+
+def _torch_layer_kwargs(cfg: TransformerConfig) -> dict:
+    return dict(
+        d_model=cfg.d_model, nhead=cfg.n_heads, dim_feedforward=cfg.d_ff, dropout=cfg.dropout,
+        activation=_TORCH_ACTIVATIONS[cfg.activation](), layer_norm_eps=cfg.layer_norm_eps,
+        batch_first=True, norm_first=cfg.norm_first,
+    )
+
+
+def _copy_attention(ours: MultiHeadAttention, theirs: nn.MultiheadAttention) -> None:
+    from .attention import to_torch_multihead
+
+    theirs.load_state_dict(to_torch_multihead(ours).state_dict())
+
+
+def _copy_ffn_and_norms(block: EncoderBlock, layer: nn.Module, norms: dict[str, str]) -> None:
+    layer.linear1.load_state_dict(block.ffn.W_in.state_dict())
+    layer.linear2.load_state_dict(block.ffn.W_out.state_dict())
+    for ours, theirs in norms.items():
+        getattr(layer, theirs).load_state_dict(getattr(block, ours).state_dict())
+
+
+def to_torch_encoder_layer(block: EncoderBlock) -> nn.TransformerEncoderLayer:
+    """A ``torch.nn.TransformerEncoderLayer`` holding ``block``'s weights, for parity checks (page 5.1).
+
+    Same sizes, ``norm_first``, activation and LayerNorm epsilon, and ``batch_first=True``.
+    Masks use the opposite convention there: pass ``src_key_padding_mask=~keep`` (True = ignore).
+    Returned in eval mode.
+    """
+    if not isinstance(block, EncoderBlock) or isinstance(block, DecoderBlock):
+        raise TypeError(f"expected a wmbook EncoderBlock, got {type(block).__name__}")
+    layer = nn.TransformerEncoderLayer(**_torch_layer_kwargs(block.cfg))
+    with torch.no_grad():
+        _copy_attention(block.attn, layer.self_attn)
+        _copy_ffn_and_norms(block, layer, {"ln_1": "norm1", "ln_2": "norm2"})
+    return layer.eval()
+
+
+def to_torch_decoder_layer(block: DecoderBlock) -> nn.TransformerDecoderLayer:
+    """A ``torch.nn.TransformerDecoderLayer`` holding ``block``'s weights, for parity checks (page 5.1).
+
+    ``norm1`` / ``norm2`` / ``norm3`` there are our ``ln_1`` (self-attention),
+    ``ln_cross`` (cross-attention) and ``ln_2`` (FFN). Pass the causal mask as
+    ``tgt_mask=~causal_mask(T)`` and source padding as ``memory_key_padding_mask=~keep``.
+    """
+    if not isinstance(block, DecoderBlock):
+        raise TypeError(f"expected a wmbook DecoderBlock, got {type(block).__name__}")
+    layer = nn.TransformerDecoderLayer(**_torch_layer_kwargs(block.cfg))
+    with torch.no_grad():
+        _copy_attention(block.attn, layer.self_attn)
+        _copy_attention(block.cross_attn, layer.multihead_attn)
+        _copy_ffn_and_norms(block, layer, {"ln_1": "norm1", "ln_cross": "norm2", "ln_2": "norm3"})
+    return layer.eval()
+
+
 from .decoding import BeamSearchResult, beam_search, greedy_decode  # noqa: E402  (re-export)
 
 __all__ = [
     "BeamSearchResult", "Decoder", "DecoderBlock", "DecoderBlockOutput", "DecoderOutput", "Encoded", "Encoder",
     "EncoderBlock", "EncoderBlockOutput", "EncoderDecoder", "EncoderOutput", "FeedForward", "Seq2SeqOutput",
     "TransformerConfig", "beam_search", "greedy_decode", "sinusoidal_positions",
+    "to_torch_decoder_layer", "to_torch_encoder_layer",
 ]
