@@ -1,0 +1,269 @@
+r"""In-context associative recall: facts that live only in the context (page 5.3.3).
+
+A sequence holds :math:`N` facts and then a query::
+
+    k_1 v_1  k_2 v_2  ...  k_N v_N  k_q  ->  v_q
+
+The keys of one sequence are distinct, drawn at random from ``n_keys`` key tokens; each value
+is drawn at random from ``n_values`` value tokens; the query repeats one of the :math:`N`
+keys, and the answer is the value that followed it. New facts are drawn for every sequence,
+so no weight can store them: a model answers only by reading its context, with attention (an
+*induction head* finds the earlier copy of the query key and copies the token after it,
+{cite:p}`olsson2022context`). For training, several queries follow the facts, each but the
+last with its answer, so one sequence teaches several answers.
+
+:func:`associative_recall_batch` makes the data, :func:`recall_loss` trains on it,
+:func:`recall_accuracy` scores a model, :class:`RecallRecipe` and :func:`train_recall_gpt`
+train the page's GPT (run by ``scripts/train_recall_gpt.py``), :func:`load_recall_gpt` loads it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class RecallTask:
+    """The token layout: keys are ids ``0 .. n_keys - 1``, values ``n_keys .. n_keys + n_values - 1``."""
+
+    n_keys: int = 32
+    n_values: int = 32
+
+    def __post_init__(self) -> None:
+        if self.n_keys < 1 or self.n_values < 2:
+            raise ValueError(f"need n_keys >= 1 and n_values >= 2, got {self.n_keys}, {self.n_values}")
+
+    @property
+    def vocab_size(self) -> int:
+        return self.n_keys + self.n_values
+
+    @property
+    def first_value(self) -> int:
+        """Token id of value 0."""
+        return self.n_keys
+
+    @staticmethod
+    def length(n_facts: int) -> int:
+        """Tokens in a one-query sequence: ``2 N`` fact tokens and the query key."""
+        return 2 * n_facts + 1
+
+    def describe(self, tokens: Tensor) -> str:
+        """A readable form of one sequence, e.g. ``k3 v17 k0 v2 k0``."""
+        return " ".join(f"k{t}" if t < self.first_value else f"v{t - self.first_value}"
+                        for t in tokens.tolist())
+
+
+class RecallBatch(NamedTuple):
+    tokens: Tensor  # (B, T): the facts, then the queries, each but the last followed by its answer
+    answers: Tensor  # (B, Q): the value token of each queried key
+    query_positions: Tensor  # (Q,): where the query keys are; each answer is the next token
+
+
+def associative_recall_batch(
+    task: RecallTask,
+    batch_size: int,
+    n_facts: int,
+    n_queries: int = 1,
+    generator: torch.Generator | None = None,
+) -> RecallBatch:
+    """``batch_size`` sequences ``k_1 v_1 ... k_N v_N  k_q1 v_q1 ... k_qQ`` of fresh random facts.
+
+    Each query asks for one of the ``n_facts`` facts, at random (a fact may be asked twice); every
+    query but the last is followed by its answer, so one sequence trains on ``n_queries`` answers.
+    ``n_queries=1`` is the task of the page: N facts, one question.
+    """
+    if not 1 <= n_facts <= task.n_keys:
+        raise ValueError(f"n_facts must be in 1..n_keys={task.n_keys} (keys are distinct), got {n_facts}")
+    if n_queries < 1:
+        raise ValueError(f"n_queries must be >= 1, got {n_queries}")
+    B, N, Q, g = batch_size, n_facts, n_queries, generator
+    keys = torch.rand(B, task.n_keys, generator=g).argsort(-1)[:, :N]  # (B, N), distinct
+    values = torch.randint(0, task.n_values, (B, N), generator=g) + task.first_value
+    asked = torch.randint(0, N, (B, Q), generator=g)  # (B, Q): the fact each query asks
+    answers = values.gather(1, asked)  # (B, Q)
+    facts = torch.stack([keys, values], dim=-1).reshape(B, 2 * N)  # k1 v1 k2 v2 ...
+    queries = torch.stack([keys.gather(1, asked), answers], dim=-1).reshape(B, 2 * Q)
+    tokens = torch.cat([facts, queries[:, :-1]], dim=1)  # (B, 2N+2Q-1): no last answer
+    return RecallBatch(tokens, answers, 2 * N + 2 * torch.arange(Q))
+
+
+def _logits(model: Callable, tokens: Tensor) -> Tensor:
+    out = model(tokens)
+    return out.logits if hasattr(out, "logits") else out  # a wmbook GPT returns GPTOutput
+
+
+def recall_loss(model: Callable, batch: RecallBatch) -> Tensor:
+    """Mean cross-entropy of the answers, each predicted at its query key's position."""
+    logits = _logits(model, batch.tokens)[:, batch.query_positions]  # (B, Q, V)
+    return F.cross_entropy(logits.flatten(0, 1), batch.answers.flatten())
+
+
+@torch.no_grad()
+def recall_accuracy(
+    model: Callable,
+    task: RecallTask,
+    n_facts: int,
+    n_seqs: int = 1000,
+    seed: int = 0,
+    batch_size: int = 500,
+    n_queries: int = 1,
+) -> float:
+    """Fraction of ``n_seqs`` fresh sequences (seeded) whose **last** query the model answers (top token).
+
+    With ``n_queries=1`` this is the page's task; more queries push the last one to later positions
+    (it sits at position ``2 n_facts + 2 n_queries - 2``) while the number of facts stays the same.
+    """
+    was_training = getattr(model, "training", False)
+    if was_training:
+        model.eval()
+    g = torch.Generator().manual_seed(seed)
+    correct = 0
+    for start in range(0, n_seqs, batch_size):
+        b = associative_recall_batch(task, min(batch_size, n_seqs - start), n_facts, n_queries, g)
+        correct += (_logits(model, b.tokens)[:, -1].argmax(-1) == b.answers[:, -1]).sum().item()
+    if was_training:
+        model.train()
+    return correct / n_seqs
+
+
+@dataclass
+class RecallRecipe:
+    """How the page's recall GPT is trained (``scripts/train_recall_gpt.py``).
+
+    Two phases, one optimiser (AdamW, no weight decay, so rows of the position table that
+    training never reaches keep their random initial values). Phase 1 uses short contexts
+    (2-4 facts, ``phase1_pairs`` key-value pairs in all), where the induction circuit forms
+    soonest; it ends once one-query accuracy with 4 facts reaches ``switch_accuracy`` (checked
+    every ``eval_every`` steps). Phase 2 trains on 1..``max_facts`` facts in contexts of
+    ``pairs`` pairs, i.e. ``2 * pairs - 1`` tokens: the trained context length.
+    """
+
+    n_keys: int = 32
+    n_values: int = 32
+    d_model: int = 64
+    n_heads: int = 2
+    n_layers: int = 2
+    d_ff: int = 4  # a vestigial MLP: attention has to do the work
+    n_ctx: int = 64
+    batch_size: int = 128
+    lr: float = 1e-3
+    warmup: int = 50
+    phase1_pairs: int = 8
+    phase1_max_steps: int = 6000
+    switch_accuracy: float = 0.9
+    pairs: int = 16
+    max_facts: int = 8
+    phase2_steps: int = 3000
+    eval_every: int = 100
+    seed: int = 0
+
+    @property
+    def task(self) -> RecallTask:
+        return RecallTask(self.n_keys, self.n_values)
+
+    @property
+    def trained_length(self) -> int:
+        """The longest context seen in training, in tokens."""
+        return 2 * self.pairs - 1
+
+    def model_config(self):
+        from .gpt import GPTConfig
+
+        return GPTConfig(vocab_size=self.task.vocab_size, n_ctx=self.n_ctx, d_model=self.d_model,
+                         n_heads=self.n_heads, n_layers=self.n_layers, d_ff=self.d_ff, dropout=0.0)
+
+
+def train_recall_gpt(recipe: RecallRecipe, log: Callable[[dict], None] | None = None,
+                     max_steps: int | None = None):
+    """Train a :class:`wmbook.gpt.GPT` on associative recall; returns ``(model, records)``.
+
+    ``records`` holds one dict per evaluation: step, phase, training loss and one-query
+    accuracy with 4 and 8 facts. ``max_steps`` cuts the run short (smoke tests).
+    """
+    from .gpt import GPT
+
+    torch.manual_seed(recipe.seed)
+    g = torch.Generator().manual_seed(recipe.seed)
+    task, model = recipe.task, GPT(recipe.model_config())
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.0)
+    records: list[dict] = []
+    step, phase, phase2_start = 0, 1, None
+    limit = recipe.phase1_max_steps + recipe.phase2_steps if max_steps is None else max_steps
+    model.train()
+    while step < limit:
+        if phase == 1:
+            n = int(torch.randint(2, 5, (1,), generator=g))
+            batch = associative_recall_batch(task, recipe.batch_size, n, recipe.phase1_pairs - n, g)
+        else:
+            n = int(torch.randint(1, recipe.max_facts + 1, (1,), generator=g))
+            batch = associative_recall_batch(task, recipe.batch_size, n, recipe.pairs - n, g)
+        for group in opt.param_groups:
+            group["lr"] = recipe.lr * min(1.0, (step + 1) / recipe.warmup)
+        loss = recall_loss(model, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % recipe.eval_every == 0:
+            r = {"step": step, "phase": phase, "loss": round(loss.item(), 4),
+                 "acc4": recall_accuracy(model, task, 4, n_seqs=500, seed=123),
+                 "acc8": recall_accuracy(model, task, 8, n_seqs=500, seed=123)}
+            records.append(r)
+            if log:
+                log(r)
+            if phase == 1 and (r["acc4"] >= recipe.switch_accuracy or step >= recipe.phase1_max_steps):
+                phase, phase2_start = 2, step
+                limit = min(limit, step + recipe.phase2_steps)
+    model.eval()
+    return model, records
+
+
+RECALL_GPT_FILE = "recall_gpt.pt"
+RECALL_GPT_SHA256 = "fc390ff8e66ee2e362d2983f0efd4baff02ad84714c03e34df8c3722dc0b1050"
+"""sha256 of ``wmbook/checkpoints/recall_gpt.pt``, as printed by ``scripts/train_recall_gpt.py``."""
+_REGENERATE = "python scripts/train_recall_gpt.py  (a few minutes on a CPU)"
+
+
+class RecallGPT(NamedTuple):
+    model: object  # a wmbook.gpt.GPT in eval mode
+    recipe: RecallRecipe
+    records: list  # the training log: step, phase, loss, acc4, acc8
+    meta: dict
+
+
+def save_recall_gpt(path, model, recipe: RecallRecipe, records: list, meta: dict | None = None) -> str:
+    """Write weights (float32), recipe and training log; returns the file's sha256."""
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from .checkpoint import file_sha256
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"recipe": asdict(recipe), "state_dict": model.state_dict(), "records": records,
+                "meta": dict(meta or {})}, path)
+    return file_sha256(path)
+
+
+def load_recall_gpt(path=None, sha256: str | None = RECALL_GPT_SHA256) -> RecallGPT:
+    """The recall GPT of page 5.3.3 (``wmbook/checkpoints/recall_gpt.pt``), checked against its sha256."""
+    from .checkpoint import CHECKPOINT_DIR, verify_checkpoint
+    from .gpt import GPT
+
+    path = verify_checkpoint(path if path is not None else CHECKPOINT_DIR / RECALL_GPT_FILE, sha256,
+                             _REGENERATE, where="wmbook/icl.py (RECALL_GPT_SHA256)")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    recipe = RecallRecipe(**blob["recipe"])
+    model = GPT(recipe.model_config())
+    model.load_state_dict(blob["state_dict"])
+    return RecallGPT(model.eval(), recipe, blob["records"], blob["meta"])
+
+
+__all__ = ["RECALL_GPT_SHA256", "RecallBatch", "RecallGPT", "RecallRecipe", "RecallTask",
+           "associative_recall_batch", "load_recall_gpt", "recall_accuracy", "recall_loss",
+           "save_recall_gpt", "train_recall_gpt"]
