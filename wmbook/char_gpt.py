@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from .checkpoint import CHECKPOINT_DIR, CheckpointError, file_sha256, verify_checkpoint
+from .checkpoint import CHECKPOINT_DIR, CheckpointError, file_sha256, save_with_log, verify_checkpoint
 from .data import CharCorpus
 from .gpt import GPT, GPTConfig
 from .train import History
@@ -242,21 +242,13 @@ def save_char_gpt(
 ) -> str:
     """Write the checkpoint (float32 weights, config, vocab, recipe) and, next to it,
     ``<name>.json`` with the recipe and the evaluation records. Returns the sha256 of the .pt."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().float().contiguous().clone() for k, v in model.state_dict().items()
              if k != "lm_head.weight" or not model.cfg.tie_weights}  # tied: stored once, as wte
-    torch.save({"format": "wmbook-char-gpt-1", "config": dataclasses.asdict(model.cfg),
-                "vocab": "".join(vocab), "recipe": dataclasses.asdict(recipe),
-                "state_dict": state}, path)
-    sha = file_sha256(path)
-    evals = [r for r in history.records if "val_loss" in r]
-    log = {"checkpoint": path.name, "sha256": sha, "recipe": dataclasses.asdict(recipe),
-           "parameters": sum(p.numel() for p in model.parameters()),
-           "evals": [{k: round(v, 6) if isinstance(v, float) else v for k, v in r.items()} for r in evals],
-           **(extra or {})}
-    path.with_suffix(".json").write_text(json.dumps(log, indent=1) + "\n", encoding="utf-8")
-    return sha
+    payload = {"format": "wmbook-char-gpt-1", "config": dataclasses.asdict(model.cfg),
+               "vocab": "".join(vocab), "recipe": dataclasses.asdict(recipe),
+               "state_dict": state}
+    return save_with_log(path, payload, history, recipe,
+                         sum(p.numel() for p in model.parameters()), "val_loss", extra)
 
 
 class CharGPT(NamedTuple):

@@ -45,3 +45,28 @@ def verify_checkpoint(path: str | Path, sha256: str | None, regenerate: str, whe
                 + (f" in {where}." if where else ".")
             )
     return path
+
+
+def save_with_log(path: str | Path, payload: dict, history, recipe, n_parameters: int, eval_key: str,
+                  extra: dict | None = None) -> str:
+    """Write ``payload`` with ``torch.save`` and, next to it, a ``.json`` training log; return the sha256.
+
+    The log holds the file name and hash, the recipe (a dataclass), the parameter count and every
+    record of ``history`` (a :class:`wmbook.train.History`) that has ``eval_key``, rounded to 6 digits.
+    """
+    import dataclasses
+    import json
+
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, path)
+    sha = file_sha256(path)
+    evals = [r for r in history.records if eval_key in r]
+    log = {"checkpoint": path.name, "sha256": sha, "recipe": dataclasses.asdict(recipe),
+           "parameters": n_parameters,
+           "evals": [{k: round(v, 6) if isinstance(v, float) else v for k, v in r.items()} for r in evals],
+           **(extra or {})}
+    path.with_suffix(".json").write_text(json.dumps(log, indent=1) + "\n", encoding="utf-8")
+    return sha

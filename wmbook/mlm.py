@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from .bert import BertConfig
 from .bert_heads import BertForPreTraining, MaskedBatch, mask_tokens
-from .checkpoint import CHECKPOINT_DIR, CheckpointError, file_sha256, verify_checkpoint
+from .checkpoint import CHECKPOINT_DIR, CheckpointError, file_sha256, save_with_log, verify_checkpoint
 from .train import History
 
 #: Where the committed checkpoint lives (inside the installed package).
@@ -342,21 +342,13 @@ def save_tiny_mlm(path: str | Path, model: BertForPreTraining, vocab: TopKVocab,
                   history: History, extra: dict | None = None) -> str:
     """Write the checkpoint (float32 weights, config, vocabulary ids, recipe) and, next to it,
     ``<name>.json`` with the recipe and the evaluation records. Returns the sha256 of the .pt."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().float().contiguous().clone() for k, v in model.state_dict().items()
              if k != "cls.predictions.decoder.weight"}  # tied to the word embeddings: stored once
-    torch.save({"format": "wmbook-tiny-mlm-1", "config": dataclasses.asdict(model.bert.cfg),
-                "vocab_ids": vocab.ids.clone(), "unk": vocab.unk, "recipe": dataclasses.asdict(recipe),
-                "state_dict": state}, path)
-    sha = file_sha256(path)
-    evals = [r for r in history.records if "test_mask_acc" in r]
-    log = {"checkpoint": path.name, "sha256": sha, "recipe": dataclasses.asdict(recipe),
-           "parameters": sum(p.numel() for p in model.parameters()),
-           "evals": [{k: round(v, 6) if isinstance(v, float) else v for k, v in r.items()} for r in evals],
-           **(extra or {})}
-    path.with_suffix(".json").write_text(json.dumps(log, indent=1) + "\n", encoding="utf-8")
-    return sha
+    payload = {"format": "wmbook-tiny-mlm-1", "config": dataclasses.asdict(model.bert.cfg),
+               "vocab_ids": vocab.ids.clone(), "unk": vocab.unk, "recipe": dataclasses.asdict(recipe),
+               "state_dict": state}
+    return save_with_log(path, payload, history, recipe,
+                         sum(p.numel() for p in model.parameters()), "test_mask_acc", extra)
 
 
 class TinyMLM(NamedTuple):
