@@ -45,7 +45,7 @@ def test_page_runs_in_a_fresh_environment_from_an_empty_folder(tmp_path):
     before = subprocess.run([str(python), "-c", probe], cwd=workdir, capture_output=True, text=True, check=True)
     assert before.stdout.strip() == "True", "wmbook must not be importable before the install cell runs"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    env.update(WMBOOK_PIP_SPEC=str(source), PATH=f"{env_dir / 'bin'}:{env['PATH']}", MPLBACKEND="Agg")
+    env.update(WMBOOK_PIP_SPEC=str(source), PATH=f"{env_dir / 'bin'}:{env['PATH']}")
     # the model page first (its install cell installs wmbook), then the explorer's page
     for page in PAGES:
         shutil.copy(page, workdir / page.name)  # only the notebook, as Colab opens it
