@@ -1,4 +1,5 @@
 """wmbook.icl: the associative-recall task of page 5.3.3, its scoring, and the recall GPT."""
+import math
 import subprocess
 import sys
 
@@ -121,3 +122,31 @@ def test_the_committed_model_recalls_from_its_context():
     assert recall_accuracy(rec.model, task, 4, n_seqs=300) > 0.95
     assert recall_accuracy(rec.model, task, 24, n_seqs=300) < 0.5  # past the trained length
     assert any(r["phase"] == 2 for r in rec.records)
+
+
+def test_few_shot_prompts_follow_their_task():
+    from wmbook.icl import FewShotTasks, few_shot_accuracy, few_shot_loss
+
+    tasks = FewShotTasks(n_inputs=6, n_tasks=3)
+    b = tasks.batch(10, 4, generator=torch.Generator().manual_seed(0))
+    assert b.tokens.shape == (10, 4 * 5) and b.tokens[:, 0].eq(tasks.bos).all()
+    perms = tasks.permutations()
+    for row, t in zip(b.tokens, b.tasks):
+        for p in b.y_positions.tolist():
+            x, arrow, y = row[p - 2], row[p - 1], row[p]
+            assert arrow == tasks.arrow and y == perms[t, x] + tasks.n_inputs
+    # an oracle that knows the task scores 1; the loss of a uniform guess is ln V
+    def oracle(tokens):
+        out = torch.full((*tokens.shape, tasks.vocab_size), -10.0)
+        for i, row in enumerate(tokens):
+            t = b_all.tasks[i]
+            for j in range(1, tokens.shape[1]):
+                if row[j] == tasks.arrow:
+                    out[i, j, perms[t, row[j - 1]] + tasks.n_inputs] = 10.0
+        return out
+    b_all = tasks.batch(50, 2, generator=torch.Generator().manual_seed(7))
+    assert few_shot_accuracy(oracle, tasks, k=2, n=50, seed=7) == 1.0
+    uniform = lambda tokens: torch.zeros(*tokens.shape, tasks.vocab_size)  # noqa: E731
+    assert abs(few_shot_loss(uniform, b).item() - math.log(tasks.vocab_size)) < 1e-5
+    with pytest.raises(ValueError):
+        tasks.batch(0, 1)

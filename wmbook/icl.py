@@ -267,3 +267,80 @@ def load_recall_gpt(path=None, sha256: str | None = RECALL_GPT_SHA256) -> Recall
 __all__ = ["RECALL_GPT_SHA256", "RecallBatch", "RecallGPT", "RecallRecipe", "RecallTask",
            "associative_recall_batch", "load_recall_gpt", "recall_accuracy", "recall_loss",
            "save_recall_gpt", "train_recall_gpt"]
+
+
+# --- few-shot prompting over a corpus of tasks (page 2.3) ---------------------------------------
+
+class FewShotBatch(NamedTuple):
+    tokens: Tensor  # (B, 4 (k + 1)): [BOS] x1 -> y1 ; x2 -> y2 ; ... ; xq -> yq
+    y_positions: Tensor  # (k + 1,) where the answers stand; the last one is the query's
+    tasks: Tensor  # (B,) which task generated each prompt
+
+
+@dataclass(frozen=True)
+class FewShotTasks:
+    """A corpus of ``n_tasks`` tasks, each a fixed random permutation of ``n_inputs`` symbols.
+
+    A prompt shows ``k`` demonstrations ``x -> task(x)`` of one task, then a query ``x_q ->``.
+    The tasks themselves are learnable in the weights (there are few of them); *which* task a
+    prompt is about is known only from its demonstrations — the setting of few-shot prompting,
+    where a model recognises a task it met in training from the examples in its prompt.
+    Tokens: inputs ``0..n-1``, outputs ``n..2n-1``, then ``->``, ``;`` and ``[BOS]``.
+    """
+
+    n_inputs: int = 16
+    n_tasks: int = 8
+    seed: int = 100
+
+    @property
+    def arrow(self) -> int:
+        return 2 * self.n_inputs
+
+    @property
+    def semicolon(self) -> int:
+        return 2 * self.n_inputs + 1
+
+    @property
+    def bos(self) -> int:
+        return 2 * self.n_inputs + 2
+
+    @property
+    def vocab_size(self) -> int:
+        return 2 * self.n_inputs + 3
+
+    def permutations(self) -> Tensor:
+        """``(n_tasks, n_inputs)``: row t maps input x to output ``row[x]`` (seeded, fixed)."""
+        return torch.stack([torch.randperm(self.n_inputs, generator=torch.Generator().manual_seed(self.seed + t))
+                            for t in range(self.n_tasks)])
+
+    def batch(self, batch: int, k: int, generator: torch.Generator | None = None) -> FewShotBatch:
+        """``batch`` prompts with ``k`` demonstrations each (and one query)."""
+        if batch < 1 or k < 0:
+            raise ValueError(f"need batch >= 1 and k >= 0, got {batch}, {k}")
+        tasks = torch.randint(0, self.n_tasks, (batch,), generator=generator)
+        xs = torch.randint(0, self.n_inputs, (batch, k + 1), generator=generator)
+        ys = self.permutations()[tasks[:, None], xs] + self.n_inputs  # (B, k + 1) output tokens
+        parts = [torch.full((batch, 1), self.bos)]
+        for i in range(k + 1):
+            parts += [xs[:, i:i + 1], torch.full((batch, 1), self.arrow), ys[:, i:i + 1]]
+            if i < k:
+                parts.append(torch.full((batch, 1), self.semicolon))
+        y_positions = torch.tensor([4 * i + 3 for i in range(k + 1)])  # [BOS] x -> y ; ...
+        return FewShotBatch(torch.cat(parts, dim=1), y_positions, tasks)
+
+
+def few_shot_loss(model: Callable[[Tensor], Tensor], b: FewShotBatch) -> Tensor:
+    """Cross-entropy of the answers (every ``y``, each predicted from the tokens before it)."""
+    logits = model(b.tokens[:, :-1])  # (B, T - 1, V): position t predicts token t + 1
+    return F.cross_entropy(logits[:, b.y_positions - 1].reshape(-1, logits.shape[-1]),
+                           b.tokens[:, b.y_positions].reshape(-1))
+
+
+@torch.no_grad()
+def few_shot_accuracy(model: Callable[[Tensor], Tensor], tasks: FewShotTasks, k: int, n: int = 2000,
+                      seed: int = 7) -> float:
+    """Accuracy on the query of ``n`` fresh prompts with ``k`` demonstrations."""
+    b = tasks.batch(n, k, generator=torch.Generator().manual_seed(seed))
+    logits = model(b.tokens[:, :-1])
+    q = int(b.y_positions[-1])
+    return (logits[:, q - 1].argmax(-1) == b.tokens[:, q]).float().mean().item()
