@@ -4,6 +4,7 @@
 #               notebook hygiene, the book build (-W -n) and a Colab-like fresh install
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
+JUPYTER_BOOK = $(PYTHON) -c "from jupyter_book.cli.main import main; main()"
 
 # Data for the pages: a folder that already holds the files (see wmbook/data.py). Next to a
 # checkout in this project's workspace that is ../shared/data; elsewhere wmbook downloads
@@ -14,13 +15,17 @@ export WMBOOK_DATA_DIR := $(abspath ../shared/data)
 endif
 endif
 
-.PHONY: install book test test-fast execute clean
+.PHONY: install book html test test-fast execute clean
 
 install:
 	$(PIP) install -q -r requirements.txt -e .
 
-book: install
-	$(PYTHON) -m jupyter_book build . -W -n --keep-going
+book: install html
+
+# The build itself (the tests call it with BOOK_OUT=<a temporary folder>).
+BOOK_OUT ?= .
+html:
+	$(JUPYTER_BOOK) build . --path-output $(BOOK_OUT) -W -n --keep-going
 
 test: install
 	$(PYTHON) -m pytest tests chapters --nbval-lax -p no:cacheprovider -v --durations=15
