@@ -11,34 +11,20 @@ record as CHAR_GPT_SHA256 in wmbook/char_gpt.py. WMBOOK_DATA_DIR may point at th
 """
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import sys
 import time
-from pathlib import Path
 
 import torch
+from _common import training_args  # scripts/_common.py
 
 from wmbook.char_gpt import CHAR_GPT_FILE, CharGPTRecipe, evaluate_lm, save_char_gpt, train_char_gpt
 from wmbook.data import load_tinyshakespeare
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=CharGPTRecipe.steps,
-                        help="training steps (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=CHAR_GPT_FILE,
-                        help="checkpoint to write; the log goes next to it as .json")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads (fixed for repeatability; default: %(default)s)")
-    args = parser.parse_args(argv)
-    if args.steps < 1:
-        parser.error("--steps must be >= 1")
-
-    torch.set_num_threads(args.threads)
-    torch.use_deterministic_algorithms(True)
+    args = training_args(__doc__, CharGPTRecipe.steps, CHAR_GPT_FILE, argv)
     corpus = load_tinyshakespeare()
     recipe = CharGPTRecipe(steps=args.steps, seed=args.seed,
                            eval_every=min(CharGPTRecipe.eval_every, args.steps))

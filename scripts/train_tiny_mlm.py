@@ -12,13 +12,12 @@ the sha256 to record as TINY_MLM_SHA256 in wmbook/mlm.py. WMBOOK_DATA_DIR may po
 """
 from __future__ import annotations
 
-import argparse
 import platform
 import sys
 import time
-from pathlib import Path
 
 import torch
+from _common import training_args  # scripts/_common.py
 
 from wmbook.bert import minilm_tokenizer
 from wmbook.mlm import (TINY_MLM_FILE, MLMRecipe, save_tiny_mlm, train_tiny_mlm, unigram_baseline,
@@ -26,20 +25,7 @@ from wmbook.mlm import (TINY_MLM_FILE, MLMRecipe, save_tiny_mlm, train_tiny_mlm,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=MLMRecipe.steps,
-                        help="training steps (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=TINY_MLM_FILE,
-                        help="checkpoint to write; the log goes next to it as .json")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads (fixed for repeatability; default: %(default)s)")
-    args = parser.parse_args(argv)
-    if args.steps < 1:
-        parser.error("--steps must be >= 1")
-
-    torch.set_num_threads(args.threads)
-    torch.use_deterministic_algorithms(True)
+    args = training_args(__doc__, MLMRecipe.steps, TINY_MLM_FILE, argv)
     recipe = MLMRecipe(steps=args.steps, seed=args.seed,
                        eval_every=min(MLMRecipe.eval_every, args.steps))
     data = wikitext_mlm_data(minilm_tokenizer(), recipe.k, recipe.seq_len)
