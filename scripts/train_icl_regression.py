@@ -5,7 +5,7 @@
 
 Seeded and deterministic on the CPU. Prompts hold 1..max_k examples (a curriculum grows
 the maximum during the first half). Writes the checkpoint with its training log, and
-prints its sha256 (record it in wmbook/checkpoints.py).
+prints its sha256 (record it in wmbook/data/checkpoints.py).
 """
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from wmbook.function_icl import ICLRegressor, ICLRegressorConfig, linear_prompts, save_regressor
+from wmbook.lab.function_icl import ICLRegressor, ICLRegressorConfig, linear_prompts, save_regressor
 
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "wmbook" / "checkpoints" / "icl_linreg.pt"
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "wmbook" / "data" / "checkpoints" / "icl_linreg.pt"
 
 
 def main() -> None:

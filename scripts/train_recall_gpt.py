@@ -4,11 +4,11 @@
     python scripts/train_recall_gpt.py --max-steps 5 --out /tmp/r.pt   # a smoke test
 
 A 2-layer GPT learns to answer "k_q -> v_q" from facts "k_1 v_1 ... k_N v_N" placed in its
-context, fresh for every sequence (``wmbook.icl``). Its induction circuit forms abruptly after
+context, fresh for every sequence (``wmbook.lab.icl``). Its induction circuit forms abruptly after
 a plateau whose length varies from run to run (hundreds to thousands of steps on a CPU), too
 long and too unpredictable for the page's time budget, hence this script. The run is seeded
 and uses one CPU thread, so it is repeatable on the same machine and library versions. It
-prints the sha256 to record as ``RECALL_GPT_SHA256`` in wmbook/icl.py.
+prints the sha256 to record as ``RECALL_GPT_SHA256`` in wmbook/lab/icl.py.
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from wmbook.checkpoint import CHECKPOINT_DIR
-from wmbook.icl import RECALL_GPT_FILE, RecallRecipe, save_recall_gpt, train_recall_gpt
+from wmbook.data.checkpoint import CHECKPOINT_DIR
+from wmbook.lab.icl import RECALL_GPT_FILE, RecallRecipe, save_recall_gpt, train_recall_gpt
 
 
 def main(argv: list[str] | None = None) -> int:

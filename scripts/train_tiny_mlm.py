@@ -3,12 +3,12 @@
     python scripts/train_tiny_mlm.py                   # the full recipe, ~5 minutes on a CPU
     python scripts/train_tiny_mlm.py --steps 5 --out /tmp/x.pt   # a smoke test
 
-The recipe is wmbook.mlm.MLMRecipe: a 2-layer BERT of width 64 over MiniLM's WordPiece
+The recipe is wmbook.lab.mlm.MLMRecipe: a 2-layer BERT of width 64 over MiniLM's WordPiece
 pieces restricted to the 2,000 most frequent, trained on WikiText-2's 'valid' split and
 evaluated on a fixed masking of its 'test' split. The run is seeded and uses a fixed number of
 CPU threads, so it is repeatable on the same machine and library versions. It writes the
 checkpoint (~1 MB), a JSON log next to it (held-out evaluation every 100 steps), and prints
-the sha256 to record as TINY_MLM_SHA256 in wmbook/mlm.py. WMBOOK_DATA_DIR may point at the data.
+the sha256 to record as TINY_MLM_SHA256 in wmbook/lab/mlm.py. WMBOOK_DATA_DIR may point at the data.
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import time
 import torch
 from _common import training_args  # scripts/_common.py
 
-from wmbook.bert import minilm_tokenizer
-from wmbook.mlm import (TINY_MLM_FILE, MLMRecipe, save_tiny_mlm, train_tiny_mlm, unigram_baseline,
+from wmbook.nn.bert import minilm_tokenizer
+from wmbook.lab.mlm import (TINY_MLM_FILE, MLMRecipe, save_tiny_mlm, train_tiny_mlm, unigram_baseline,
                         wikitext_mlm_data)
 
 

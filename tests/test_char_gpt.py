@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from wmbook.char_gpt import (
+from wmbook.lab.char_gpt import (
     CHAR_GPT_FILE, CHAR_GPT_SHA256, CharGPTRecipe, CheckpointError, bigram_loss, evaluate_lm,
     file_sha256, load_char_gpt, random_windows,
 )
-from wmbook.data import load_tinyshakespeare
-from wmbook.sampling import generate
+from wmbook.data.loaders import load_tinyshakespeare
+from wmbook.nn.sampling import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Tests for wmbook.data: the download machinery (no network needed) and every loader.
+"""Tests for wmbook.data.loaders: the download machinery (no network needed) and every loader.
 
 The loader tests read the real files from ``$WMBOOK_DATA_DIR`` or, if it is not
 set, from the shared data folder next to the repository; they are skipped when
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from wmbook import data
-from wmbook.data import ChecksumError, DataUnavailableError, Source
+from wmbook.data import loaders as data
+from wmbook.data.loaders import ChecksumError, DataUnavailableError, Source
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wmbook.distill import guide_soft_loss, hard_distillation_loss, hinton_loss, soft_term
+from wmbook.lab.distill import guide_soft_loss, hard_distillation_loss, hinton_loss, soft_term
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tools.book import ROOT
-from wmbook.distill_bert import (ARMS, load_sst2_students, load_sst2_teacher, student_accuracy, student_data,
+from wmbook.lab.distill_bert import (ARMS, load_sst2_students, load_sst2_teacher, student_accuracy, student_data,
                                  train_student)
 
 

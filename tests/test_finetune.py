@@ -1,4 +1,4 @@
-"""wmbook.finetune: reduced vocabulary, pooled GPT classifier, checkpoints of page 5.3.2."""
+"""wmbook.lab.finetune: reduced vocabulary, pooled GPT classifier, checkpoints of page 5.3.2."""
 import subprocess
 import sys
 
@@ -6,13 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wmbook.checkpoint import CheckpointError, file_sha256
-from wmbook.finetune import (
+from wmbook.data.checkpoint import CheckpointError, file_sha256
+from wmbook.lab.finetune import (
     CHECKPOINT_DIR, SST2_GPT_SHA256, SST2_MINILM_FEATURES_SHA256, GPTClassifier, ReducedVocab,
     gpt_hidden_states, load_features, load_gpt_checkpoint, load_sst2_gpt, load_sst2_minilm_features,
     pad_batch, pool_hidden, save_features, save_gpt_checkpoint,
 )
-from wmbook.gpt import GPT, GPTConfig
+from wmbook.nn.gpt import GPT, GPTConfig
 from tests.conftest import ROOT
 
 

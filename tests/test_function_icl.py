@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from wmbook.checkpoint import CheckpointError, verify_checkpoint
-from wmbook.function_icl import (ICLRegressor, ICLRegressorConfig, averaging, least_squares, linear_prompts,
+from wmbook.data.checkpoint import CheckpointError, verify_checkpoint
+from wmbook.lab.function_icl import (ICLRegressor, ICLRegressorConfig, averaging, least_squares, linear_prompts,
                                  load_icl_regressor, nearest_neighbour, squared_error)
 from tools.book import ROOT
 

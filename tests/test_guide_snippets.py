@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from wmbook.guide_snippets import PARTS, SNIPPETS, load_snippets, run_snippet, source
+from wmbook.book.guide_snippets import PARTS, SNIPPETS, load_snippets, run_snippet, source
 
 SEED = Path("/work/shared/seed/000_2f7aecc17b5b3389.txt")
 SHA256 = {  # of each snippet as printed in the guide (catches an editor stripping trailing spaces)

@@ -1,4 +1,4 @@
-"""Head scores (wmbook/heads.py) and the key-value memory read (wmbook/memory.py), page 2.1."""
+"""Head scores (wmbook/lab/heads.py) and the key-value memory read (wmbook/lab/memory.py), page 2.1."""
 from __future__ import annotations
 
 import math
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from wmbook import heads
-from wmbook.explorer import AttentionExample
-from wmbook.memory import hard_read_capacity, kv_recall, kv_recall_accuracy, make_memory
+from wmbook.lab import heads
+from wmbook.lab.attentions import AttentionExample
+from wmbook.lab.memory import hard_read_capacity, kv_recall, kv_recall_accuracy, make_memory
 
 TOKENS = ["[CLS]", "the", "cat", "saw", "the", "dog", "[SEP]"]
 

@@ -1,4 +1,4 @@
-"""wmbook.icl: the associative-recall task of page 5.3.3, its scoring, and the recall GPT."""
+"""wmbook.lab.icl: the associative-recall task of page 5.3.3, its scoring, and the recall GPT."""
 import math
 import subprocess
 import sys
@@ -6,8 +6,8 @@ import sys
 import pytest
 import torch
 
-from wmbook.checkpoint import file_sha256
-from wmbook.icl import (
+from wmbook.data.checkpoint import file_sha256
+from wmbook.lab.icl import (
     RECALL_GPT_SHA256, RecallRecipe, RecallTask, associative_recall_batch, load_recall_gpt,
     recall_accuracy, recall_loss, save_recall_gpt, train_recall_gpt,
 )
@@ -117,7 +117,7 @@ def test_the_script_runs(tmp_path):
 
 def test_the_committed_model_recalls_from_its_context():
     rec = load_recall_gpt()  # checks RECALL_GPT_SHA256
-    assert file_sha256(ROOT / "wmbook" / "checkpoints" / "recall_gpt.pt") == RECALL_GPT_SHA256
+    assert file_sha256(ROOT / "wmbook" / "data" / "checkpoints" / "recall_gpt.pt") == RECALL_GPT_SHA256
     task = rec.recipe.task
     assert recall_accuracy(rec.model, task, 4, n_seqs=300) > 0.95
     assert recall_accuracy(rec.model, task, 24, n_seqs=300) < 0.5  # past the trained length
@@ -125,7 +125,7 @@ def test_the_committed_model_recalls_from_its_context():
 
 
 def test_few_shot_prompts_follow_their_task():
-    from wmbook.icl import FewShotTasks, few_shot_accuracy, few_shot_loss
+    from wmbook.lab.icl import FewShotTasks, few_shot_accuracy, few_shot_loss
 
     tasks = FewShotTasks(n_inputs=6, n_tasks=3)
     b = tasks.batch(10, 4, generator=torch.Generator().manual_seed(0))

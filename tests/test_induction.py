@@ -4,8 +4,8 @@ import torch
 import torch.nn.functional as F
 
 import wmbook
-from wmbook.induction import AttnOnlyConfig, AttnOnlyTransformer, induction_scores, repeated_blocks
-from wmbook.measure import kv_cache_bytes
+from wmbook.lab.induction import AttnOnlyConfig, AttnOnlyTransformer, induction_scores, repeated_blocks
+from wmbook.lab.measure import kv_cache_bytes
 
 
 def test_repeated_blocks_repeat_with_their_period():

@@ -5,13 +5,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wmbook.bert import BertConfig, BertModel, load_hf_bert_state_dict, minilm_path, minilm_tokenizer
-from wmbook.bert_heads import BertForPreTraining, BertForSequenceClassification, mask_tokens
-from wmbook.gpt import GPT, GPTConfig, generate, load_hf_gpt2_state_dict
-from wmbook.sampling import filter_logits
-from wmbook.transformer import (
-    EncoderDecoder, TransformerConfig, beam_search, greedy_decode, sinusoidal_positions,
-)
+from wmbook.nn.bert import BertConfig, BertModel, load_hf_bert_state_dict, minilm_path, minilm_tokenizer
+from wmbook.nn.bert_heads import BertForPreTraining, BertForSequenceClassification, mask_tokens
+from wmbook.nn.gpt import GPT, GPTConfig, load_hf_gpt2_state_dict
+from wmbook.nn.sampling import generate
+from wmbook.nn.sampling import filter_logits
+from wmbook.nn.decoding import beam_search, greedy_decode
+from wmbook.nn.transformer import EncoderDecoder, TransformerConfig, sinusoidal_positions
 
 transformers = pytest.importorskip("transformers")
 PAD, BOS, EOS = 0, 1, 2

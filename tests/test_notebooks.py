@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tools.book import ROOT, outline, resolve, toc_files, toc_notebooks
-from wmbook.notebook import GLUE_PREFIX, cells_stamp, code_stamp
+from wmbook.book.notebook import GLUE_PREFIX, cells_stamp, code_stamp
 
 OUTLINE = {h["id"]: h for h in outline()}
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))

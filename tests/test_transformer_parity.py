@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from wmbook.attention import causal_mask, padding_mask
-from wmbook.transformer import (
+from wmbook.nn.attention import causal_mask, padding_mask
+from wmbook.nn.transformer import (
     DecoderBlock,
     EncoderBlock,
     TransformerConfig,

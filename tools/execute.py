@@ -22,10 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tools.book import toc_notebooks  # noqa: E402
-from wmbook.notebook import cells_stamp, code_stamp  # noqa: E402
+from wmbook.book.notebook import cells_stamp, code_stamp  # noqa: E402
 
 # Run after the notebook, then removed: which wmbook modules did the page import?
-_PROBE = "import wmbook.notebook as _n; print('WMBOOK_MODULES=' + ','.join(_n.loaded_modules()))"
+_PROBE = "import wmbook.book.notebook as _n; print('WMBOOK_MODULES=' + ','.join(_n.loaded_modules()))"
 
 
 def execute(path: Path, timeout: int = 600) -> float:

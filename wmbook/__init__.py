@@ -2,14 +2,14 @@
 
 Organised by topic, not by chapter:
 
-* :mod:`wmbook.attention` — scaled dot-product and multi-head attention, masks (page 4.1)
-* :mod:`wmbook.train` — a small training loop that returns its history
-* :mod:`wmbook.plot` — attention heatmaps and learning curves
-* :mod:`wmbook.measure` — time, peak memory and parameter counts
-* :mod:`wmbook.runtime` — seeding and device choice
-* :mod:`wmbook.notebook` — glue numbers into the text; stamps for stored outputs
+* :mod:`wmbook.nn.attention` — scaled dot-product and multi-head attention, masks (page 4.1)
+* :mod:`wmbook.nn.train` — a small training loop that returns its history
+* :mod:`wmbook.view.plot` — attention heatmaps and learning curves
+* :mod:`wmbook.lab.measure` — time, peak memory and parameter counts
+* :mod:`wmbook.nn.runtime` — seeding and device choice
+* :mod:`wmbook.book.notebook` — glue numbers into the text; stamps for stored outputs
 """
-from .attention import (
+from wmbook.nn.attention import (
     AttentionConfig,
     AttentionResult,
     MultiHeadAttention,
@@ -18,10 +18,10 @@ from .attention import (
     scaled_dot_product_attention,
     to_torch_multihead,
 )
-from .measure import count_parameters, kv_cache_bytes, peak_memory, time_call
-from .notebook import glue
-from .runtime import get_device, seed_everything, threads
-from .train import History, TrainConfig, train
+from wmbook.lab.measure import count_parameters, kv_cache_bytes, peak_memory, time_call
+from wmbook.book.notebook import glue
+from wmbook.nn.runtime import get_device, seed_everything, threads
+from wmbook.nn.train import History, TrainConfig, train
 
 __version__ = "0.1.0"
 

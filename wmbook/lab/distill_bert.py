@@ -4,7 +4,7 @@ The teacher is MiniLM-L6 (a pre-trained, itself distilled BERT) with a classific
 trained on SST-2 sentences: its mean-pooled sentence vector goes through a small MLP. The
 committed script ``scripts/sst2_teacher.py`` runs MiniLM over a transfer set of SST-2
 training sentences and the dev set once, trains the head, and stores the head, the teacher's
-logits and the sentence indices (about 100 KB) in ``wmbook/checkpoints/sst2_teacher.pt``;
+logits and the sentence indices (about 100 KB) in ``wmbook/data/checkpoints/sst2_teacher.pt``;
 :func:`load_sst2_teacher` reads it back after checking its sha256.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .checkpoint import CHECKPOINT_DIR, verify_checkpoint
+from wmbook.data.checkpoint import CHECKPOINT_DIR, verify_checkpoint
 
 SST2_TEACHER_FILE = "sst2_teacher.pt"
 #: sha256 of the committed file, as printed by ``scripts/sst2_teacher.py``.
@@ -30,7 +30,7 @@ def teacher_head(d_in: int = 384, d_hidden: int = 256, n_classes: int = 2) -> nn
 
 def transfer_split(seed: int = 0, size: int = TRANSFER_SIZE) -> Tensor:
     """Indices of the transfer set in SST-2's training data (seeded, without replacement)."""
-    from .data import load_sst2
+    from wmbook.data.loaders import load_sst2
 
     n = len(load_sst2()["train"])
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size]
@@ -48,7 +48,7 @@ def load_sst2_teacher() -> SST2Teacher:
     """The committed MiniLM teacher of page 5.2 (its head, its logits, its transfer set)."""
     path = verify_checkpoint(CHECKPOINT_DIR / SST2_TEACHER_FILE, SST2_TEACHER_SHA256,
                              "python scripts/sst2_teacher.py  (a few minutes on a laptop CPU)",
-                             where="wmbook/distill_bert.py (SST2_TEACHER_SHA256)")
+                             where="wmbook/lab/distill_bert.py (SST2_TEACHER_SHA256)")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     head = teacher_head()
     head.load_state_dict(ckpt["head"])
@@ -78,9 +78,9 @@ class StudentData:
 def student_data(teacher: SST2Teacher) -> StudentData:
     """Tokenise the teacher's transfer set and SST-2 dev with MiniLM's WordPiece, reduced to
     the :data:`STUDENT_VOCAB` most frequent ids of the transfer set (rest -> [UNK])."""
-    from .bert import minilm_tokenizer
-    from .data import load_sst2
-    from .finetune import ReducedVocab, encode_texts, pad_batch
+    from wmbook.nn.bert import minilm_tokenizer
+    from wmbook.data.loaders import load_sst2
+    from wmbook.lab.finetune import ReducedVocab, encode_texts, pad_batch
 
     sst2, tok = load_sst2(), minilm_tokenizer()
     rows = [sst2["train"][i] for i in teacher.transfer_idx.tolist()]
@@ -95,7 +95,7 @@ def student_data(teacher: SST2Teacher) -> StudentData:
 
 def student_config(vocab_size: int):
     """The student: a 2-layer, 64-wide BERT (about 1/50 of MiniLM's parameters)."""
-    from .bert import BertConfig
+    from wmbook.nn.bert import BertConfig
 
     return BertConfig(vocab_size=vocab_size, d_model=64, n_heads=2, n_layers=2, d_ff=128, n_ctx=MAX_LEN,
                       dropout=0.1)
@@ -122,15 +122,15 @@ def train_student(data: StudentData, teacher: SST2Teacher, arm: str, seed: int, 
 
     ``"labels"``: the labels of the first ``n_labelled`` transfer sentences only.
     ``"distilled"``: the same labels, plus the teacher's soft targets on the whole transfer set
-    (:func:`wmbook.distill.hinton_loss` without labels, weight ``1 - alpha``).
+    (:func:`wmbook.lab.distill.hinton_loss` without labels, weight ``1 - alpha``).
     ``"all labels"``: the true labels of the whole transfer set (what the soft targets stand in for).
     """
     import torch.nn.functional as F
 
-    from .train import train as run_training
-    from .bert_heads import BertForSequenceClassification
-    from .distill import hinton_loss
-    from .runtime import seed_everything, threads
+    from wmbook.nn.train import train as run_training
+    from wmbook.nn.bert_heads import BertForSequenceClassification
+    from wmbook.lab.distill import hinton_loss
+    from wmbook.nn.runtime import seed_everything, threads
 
     if arm not in ARMS:
         raise ValueError(f"arm must be one of {ARMS}, got {arm!r}")
@@ -163,5 +163,5 @@ def load_sst2_students() -> dict:
     state dict of the distilled student of seed 0."""
     path = verify_checkpoint(CHECKPOINT_DIR / SST2_STUDENTS_FILE, SST2_STUDENTS_SHA256,
                              "python scripts/sst2_students.py  (a few minutes on a laptop CPU)",
-                             where="wmbook/distill_bert.py (SST2_STUDENTS_SHA256)")
+                             where="wmbook/lab/distill_bert.py (SST2_STUDENTS_SHA256)")
     return torch.load(path, map_location="cpu", weights_only=True)

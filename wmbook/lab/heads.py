@@ -17,9 +17,9 @@ where the rule says. For example the previous-token score uses
 :math:`S_i = \{i - 1\}`. Scores are computed for every layer and head at once,
 shape ``(n_layers, n_heads)``; :func:`top_heads` ranks them.
 
-An *example* is anything :func:`wmbook.explorer.attention_view` accepts as one
-example: an :class:`~wmbook.explorer.AttentionExample` (what
-:func:`~wmbook.explorer.minilm_attentions` returns), a dict with ``tokens`` and
+An *example* is anything :func:`wmbook.view.explorer.attention_view` accepts as one
+example: an :class:`~wmbook.lab.attentions.AttentionExample` (what
+:func:`~wmbook.lab.attentions.minilm_attentions` returns), a dict with ``tokens`` and
 ``attentions``, or a ``(tokens, attentions)`` pair. Every scoring function takes
 one example or a list of them; over a list it averages the per-example scores
 (examples without a single scoring row are skipped).
@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
-from .explorer import DEFAULT_SPECIAL_TOKENS, _field, _is_pair, _stack_attentions
+from wmbook.lab.attentions import DEFAULT_SPECIAL_TOKENS, _field, _is_pair, _stack_attentions
 
 Rows = list[tuple[int, list[int]]]  # (query position, key positions)
 

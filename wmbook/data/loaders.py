@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
+from wmbook.data.checkpoint import file_sha256
+
 _TIMEOUT = 30  # seconds, per network operation
 
 
@@ -167,14 +169,6 @@ def data_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "wmbook" / "data"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def fetch(relpath: str, source: Source | None = None) -> Path:
     """Path of the verified local copy of ``relpath`` (a key of :data:`SOURCES`).
 
@@ -194,7 +188,7 @@ def fetch(relpath: str, source: Source | None = None) -> Path:
         source = SOURCES[relpath]
     path = data_dir() / relpath
     if path.is_file():
-        actual = _sha256(path)
+        actual = file_sha256(path)
         if actual != source.sha256:
             raise ChecksumError(
                 f"{path} is corrupt or a different version: its sha256 is {actual}, expected "

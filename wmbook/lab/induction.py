@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .attention import AttentionConfig, MultiHeadAttention, causal_mask
+from wmbook.nn.attention import AttentionConfig, MultiHeadAttention, causal_mask
 
 
 def repeated_blocks(batch: int, length: int, vocab: int, min_period: int = 8, max_period: int = 32,

@@ -70,7 +70,7 @@ def attention_heatmap(
 
 
 def plot_history(history, keys: Sequence[str] = ("loss",), ax=None, logy: bool = False, label: str | None = None):
-    """Plot one or more logged series of a :class:`wmbook.train.History` against the step."""
+    """Plot one or more logged series of a :class:`wmbook.nn.train.History` against the step."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
     for key in keys:

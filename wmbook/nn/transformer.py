@@ -1,9 +1,9 @@
-"""The original encoder-decoder Transformer, batch-first, built on :mod:`wmbook.attention`.
+"""The original encoder-decoder Transformer, batch-first, built on :mod:`wmbook.nn.attention`.
 
 Explained on page 3.1, "The Transformer architecture"; trained on page 5.1,
 "A Transformer language model", which also runs the guide's own snippets
-(:mod:`wmbook.guide_snippets`) next to these classes. Decoding (greedy and beam
-search) lives in :mod:`wmbook.decoding` and is re-exported here.
+(:mod:`wmbook.book.guide_snippets`) next to these classes. Decoding (greedy and beam
+search) lives in :mod:`wmbook.nn.decoding` and is re-exported here.
 
 Every block returns its attention weights ``(B, n_heads, T_q, T_k)``; nothing is
 stashed on a module. Masks are boolean, ``True`` = may attend.
@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .attention import AttentionConfig, MultiHeadAttention, causal_mask
+from wmbook.nn.attention import AttentionConfig, MultiHeadAttention, causal_mask
 
 ACTIVATIONS = {  # name -> constructor; "gelu" is exact (erf), "gelu_tanh" is GPT-2's "gelu_new"
     "relu": lambda: nn.ReLU(),
@@ -339,7 +339,7 @@ def _torch_layer_kwargs(cfg: TransformerConfig) -> dict:
 
 
 def _copy_attention(ours: MultiHeadAttention, theirs: nn.MultiheadAttention) -> None:
-    from .attention import to_torch_multihead
+    from wmbook.nn.attention import to_torch_multihead
 
     theirs.load_state_dict(to_torch_multihead(ours).state_dict())
 
@@ -384,11 +384,9 @@ def to_torch_decoder_layer(block: DecoderBlock) -> nn.TransformerDecoderLayer:
     return layer.eval()
 
 
-from .decoding import BeamSearchResult, beam_search, greedy_decode  # noqa: E402  (re-export)
-
 __all__ = [
-    "BeamSearchResult", "Decoder", "DecoderBlock", "DecoderBlockOutput", "DecoderOutput", "Encoded", "Encoder",
+    "Decoder", "DecoderBlock", "DecoderBlockOutput", "DecoderOutput", "Encoded", "Encoder",
     "EncoderBlock", "EncoderBlockOutput", "EncoderDecoder", "EncoderOutput", "FeedForward", "Seq2SeqOutput",
-    "TransformerConfig", "beam_search", "greedy_decode", "sinusoidal_positions",
+    "TransformerConfig", "sinusoidal_positions",
     "to_torch_decoder_layer", "to_torch_encoder_layer",
 ]

@@ -1,4 +1,4 @@
-"""Greedy decoding and beam search for :class:`wmbook.transformer.EncoderDecoder`.
+"""Greedy decoding and beam search for :class:`wmbook.nn.transformer.EncoderDecoder`.
 
 Explained on page 3.1, "The Transformer architecture", and used on page 5.1,
 "A Transformer language model". The source is encoded once; the decoder is re-run
@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from .transformer import EncoderDecoder
+    from wmbook.nn.transformer import EncoderDecoder
 
 
 def _check(model: EncoderDecoder, bos_id: int, eos_id: int, max_len: int) -> None:

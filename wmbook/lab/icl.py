@@ -171,7 +171,7 @@ class RecallRecipe:
         return 2 * self.pairs - 1
 
     def model_config(self):
-        from .gpt import GPTConfig
+        from wmbook.nn.gpt import GPTConfig
 
         return GPTConfig(vocab_size=self.task.vocab_size, n_ctx=self.n_ctx, d_model=self.d_model,
                          n_heads=self.n_heads, n_layers=self.n_layers, d_ff=self.d_ff, dropout=0.0)
@@ -179,12 +179,12 @@ class RecallRecipe:
 
 def train_recall_gpt(recipe: RecallRecipe, log: Callable[[dict], None] | None = None,
                      max_steps: int | None = None):
-    """Train a :class:`wmbook.gpt.GPT` on associative recall; returns ``(model, records)``.
+    """Train a :class:`wmbook.nn.gpt.GPT` on associative recall; returns ``(model, records)``.
 
     ``records`` holds one dict per evaluation: step, phase, training loss and one-query
     accuracy with 4 and 8 facts. ``max_steps`` cuts the run short (smoke tests).
     """
-    from .gpt import GPT
+    from wmbook.nn.gpt import GPT
 
     torch.manual_seed(recipe.seed)
     g = torch.Generator().manual_seed(recipe.seed)
@@ -225,12 +225,12 @@ def train_recall_gpt(recipe: RecallRecipe, log: Callable[[dict], None] | None = 
 
 RECALL_GPT_FILE = "recall_gpt.pt"
 RECALL_GPT_SHA256 = "fc390ff8e66ee2e362d2983f0efd4baff02ad84714c03e34df8c3722dc0b1050"
-"""sha256 of ``wmbook/checkpoints/recall_gpt.pt``, as printed by ``scripts/train_recall_gpt.py``."""
+"""sha256 of ``wmbook/data/checkpoints/recall_gpt.pt``, as printed by ``scripts/train_recall_gpt.py``."""
 _REGENERATE = "python scripts/train_recall_gpt.py  (a few minutes on a CPU)"
 
 
 class RecallGPT(NamedTuple):
-    model: object  # a wmbook.gpt.GPT in eval mode
+    model: object  # a wmbook.nn.gpt.GPT in eval mode
     recipe: RecallRecipe
     records: list  # the training log: step, phase, loss, acc4, acc8
     meta: dict
@@ -241,7 +241,7 @@ def save_recall_gpt(path, model, recipe: RecallRecipe, records: list, meta: dict
     from dataclasses import asdict
     from pathlib import Path
 
-    from .checkpoint import file_sha256
+    from wmbook.data.checkpoint import file_sha256
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -251,12 +251,12 @@ def save_recall_gpt(path, model, recipe: RecallRecipe, records: list, meta: dict
 
 
 def load_recall_gpt(path=None, sha256: str | None = RECALL_GPT_SHA256) -> RecallGPT:
-    """The recall GPT of page 5.3.3 (``wmbook/checkpoints/recall_gpt.pt``), checked against its sha256."""
-    from .checkpoint import CHECKPOINT_DIR, verify_checkpoint
-    from .gpt import GPT
+    """The recall GPT of page 5.3.3 (``wmbook/data/checkpoints/recall_gpt.pt``), checked against its sha256."""
+    from wmbook.data.checkpoint import CHECKPOINT_DIR, verify_checkpoint
+    from wmbook.nn.gpt import GPT
 
     path = verify_checkpoint(path if path is not None else CHECKPOINT_DIR / RECALL_GPT_FILE, sha256,
-                             _REGENERATE, where="wmbook/icl.py (RECALL_GPT_SHA256)")
+                             _REGENERATE, where="wmbook/lab/icl.py (RECALL_GPT_SHA256)")
     blob = torch.load(path, map_location="cpu", weights_only=True)
     recipe = RecallRecipe(**blob["recipe"])
     model = GPT(recipe.model_config())

@@ -1,8 +1,8 @@
 r"""GPT-2, exactly: pre-LN decoder-only Transformer with a KV cache.
 
 Explained on page 3.3, "GPT"; built, checked against Hugging Face's ``GPT2LMHeadModel``
-and trained on page 5.3, "GPT in PyTorch". Sampling lives in :mod:`wmbook.sampling`
-(:func:`generate`, re-exported here).
+and trained on page 5.3, "GPT in PyTorch". Sampling lives in :mod:`wmbook.nn.sampling`
+(:func:`~wmbook.nn.sampling.generate`).
 
 A block is :math:`x \leftarrow x + \mathrm{Attn}(\mathrm{LN}_1(x))`,
 :math:`x \leftarrow x + \mathrm{MLP}(\mathrm{LN}_2(x))`; the model is
@@ -17,8 +17,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .attention import AttentionConfig, causal_mask, scaled_dot_product_attention
-from .transformer import FeedForward, init_weights
+from wmbook.nn.attention import AttentionConfig, causal_mask, scaled_dot_product_attention
+from wmbook.nn.transformer import FeedForward, init_weights
 
 KVCache = list[tuple[Tensor, Tensor]]  # per layer (k, v), each (B, H, T_past, d_head)
 
@@ -75,7 +75,7 @@ class CachedAttentionResult(NamedTuple):
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention with an optional cache of earlier keys and values.
 
-    Same ``W_q, W_k, W_v, W_o`` as :class:`wmbook.attention.MultiHeadAttention`;
+    Same ``W_q, W_k, W_v, W_o`` as :class:`wmbook.nn.attention.MultiHeadAttention`;
     dropout is on the attention weights, as in GPT-2. The block passes the mask:
     ``causal_mask(T_q, T_past + T_q)``.
     """
@@ -278,10 +278,8 @@ def load_hf_gpt2_state_dict(model: GPT, sd: dict[str, Tensor]) -> None:
         raise ValueError(f"missing: {result.missing_keys[:10]}, unexpected: {result.unexpected_keys[:10]}")
 
 
-from .sampling import generate  # noqa: E402  (re-export)
 
 __all__ = [
     "Block", "BlockOutput", "CachedAttentionResult", "CausalSelfAttention",
-    "GPT", "GPTConfig", "GPTOutput", "KVCache",
-    "generate", "load_hf_gpt2_state_dict",
+    "GPT", "GPTConfig", "GPTOutput", "KVCache", "load_hf_gpt2_state_dict",
 ]

@@ -1,7 +1,7 @@
 r"""A character-level GPT on Tiny Shakespeare: recipe, data pipeline, baseline and checkpoint.
 
 Explained on page 3.3, "GPT", section 3.3.2 (generative pre-training). The model is
-:class:`wmbook.gpt.GPT`, trained to predict every next character of a window of text,
+:class:`wmbook.nn.gpt.GPT`, trained to predict every next character of a window of text,
 i.e. to minimise the average negative log-likelihood
 
 .. math::
@@ -13,14 +13,13 @@ The recipe is nanoGPT's CPU recipe for ``shakespeare_char`` (4 layers, 4 heads,
 width 128, windows of 64 characters, batches of 12, 2,000 steps, AdamW with
 learning rate 1e-3, 100 warm-up steps, cosine decay to 1e-4, no dropout).
 ``scripts/train_char_gpt.py`` runs :func:`train_char_gpt` and writes the checkpoint
-``wmbook/checkpoints/char_gpt_shakespeare.pt`` (plus its training log as JSON);
+``wmbook/data/checkpoints/char_gpt_shakespeare.pt`` (plus its training log as JSON);
 :func:`load_char_gpt` reads it back and checks its sha256.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +29,10 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from .checkpoint import CHECKPOINT_DIR, CheckpointError, file_sha256, save_with_log, verify_checkpoint
-from .data import CharCorpus
-from .gpt import GPT, GPTConfig
-from .train import History
+from wmbook.data.checkpoint import CHECKPOINT_DIR, CheckpointError, file_sha256, save_with_log, verify_checkpoint
+from wmbook.data.loaders import CharCorpus
+from wmbook.nn.gpt import GPT, GPTConfig
+from wmbook.nn.train import History, warmup_cosine
 
 #: Where the committed checkpoint lives (inside the installed package).
 CHAR_GPT_FILE = CHECKPOINT_DIR / "char_gpt_shakespeare.pt"
@@ -80,12 +79,7 @@ class CharGPTRecipe:
 
     def lr_at(self, step: int) -> float:
         """Linear warm-up, then cosine decay from ``lr`` to ``min_lr`` (nanoGPT's schedule)."""
-        if step < self.warmup:
-            return self.lr * (step + 1) / (self.warmup + 1)
-        if step > self.lr_decay_steps:
-            return self.min_lr
-        t = (step - self.warmup) / max(1, self.lr_decay_steps - self.warmup)
-        return self.min_lr + 0.5 * (1 + math.cos(math.pi * t)) * (self.lr - self.min_lr)
+        return warmup_cosine(step, self.lr, self.warmup, self.lr_decay_steps, self.min_lr, ramp=self.warmup + 1)
 
 
 def random_windows(
@@ -197,7 +191,7 @@ def train_char_gpt(
 ) -> tuple[GPT, History]:
     """Train a character GPT with ``recipe`` on ``corpus`` (CPU, seeded: repeatable).
 
-    Returns the model (in eval mode) and its :class:`~wmbook.train.History`: one record
+    Returns the model (in eval mode) and its :class:`~wmbook.nn.train.History`: one record
     per step with the batch loss ``loss`` and the learning rate ``lr``, and every
     ``eval_every`` steps (and at the end) ``train_loss``/``val_loss`` estimated on
     fixed batches. ``log(record)`` is called with every evaluation record.
@@ -273,7 +267,7 @@ def load_char_gpt(path: str | Path | None = None, sha256: str | None = CHAR_GPT_
             wmbook character-GPT checkpoint. The message says how to regenerate it.
     """
     path = verify_checkpoint(path if path is not None else CHAR_GPT_FILE, sha256, _REGENERATE,
-                             where="wmbook/char_gpt.py (CHAR_GPT_SHA256)")
+                             where="wmbook/lab/char_gpt.py (CHAR_GPT_SHA256)")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("format") != "wmbook-char-gpt-1":
         raise CheckpointError(f"{path} is not a wmbook character-GPT checkpoint; regenerate it with: "

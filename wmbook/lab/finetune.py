@@ -14,7 +14,7 @@ The pieces the page needs, in the order it uses them:
   ``(B, T, C)`` logits with ``(B,)`` labels and crashes.
 * :func:`save_gpt_checkpoint`, :func:`load_gpt_checkpoint`, :func:`load_sst2_gpt` — a small GPT
   language model pre-trained on the SST-2 training sentences by ``scripts/pretrain_sst2_gpt.py``,
-  stored in ``wmbook/checkpoints/`` and checked against its recorded sha256 when loaded.
+  stored in ``wmbook/data/checkpoints/`` and checked against its recorded sha256 when loaded.
 
 A causal model needs no padding mask when the padding is on the right: position ``t`` reads only
 positions ``<= t``, so the hidden states of the real tokens do not depend on the padding.
@@ -29,16 +29,16 @@ from typing import Iterable, NamedTuple, Sequence
 import torch
 from torch import Tensor, nn
 
-from .attention import causal_mask
-from .checkpoint import CHECKPOINT_DIR, file_sha256, verify_checkpoint
-from .gpt import GPT, GPTConfig
+from wmbook.nn.attention import causal_mask
+from wmbook.data.checkpoint import CHECKPOINT_DIR, file_sha256, verify_checkpoint
+from wmbook.nn.gpt import GPT, GPTConfig
 
 SST2_GPT_FILE = "sst2_gpt.pt"
 SST2_GPT_SHA256 = "a6a71cc303c6851dc4c10fa51d12dcf2c25ba4d5748397cf5c5e5e4a472cd230"
-"""sha256 of ``wmbook/checkpoints/sst2_gpt.pt``, as printed by ``scripts/pretrain_sst2_gpt.py``."""
+"""sha256 of ``wmbook/data/checkpoints/sst2_gpt.pt``, as printed by ``scripts/pretrain_sst2_gpt.py``."""
 SST2_MINILM_FEATURES_FILE = "sst2_minilm_features.pt"
 SST2_MINILM_FEATURES_SHA256 = "df9c3d0761ae001b42335ebbd54f7c9482b6eea07121e2bf9a77d65eea776805"
-"""sha256 of ``wmbook/checkpoints/sst2_minilm_features.pt`` (``scripts/minilm_sst2_features.py``)."""
+"""sha256 of ``wmbook/data/checkpoints/sst2_minilm_features.pt`` (``scripts/minilm_sst2_features.py``)."""
 FINETUNE_TRAIN_SIZE = 4000
 
 
@@ -137,7 +137,7 @@ def pad_batch(seqs: Sequence[Sequence[int]], pad: int = 0, length: int | None = 
 def gpt_hidden_states(model: GPT, idx: Tensor) -> Tensor:
     r"""The final hidden states :math:`\mathrm{LN}_f(h_L)` (B, T, d_model): what the LM head reads.
 
-    The same computation as :meth:`wmbook.gpt.GPT.forward` without the (vocabulary-sized) LM head.
+    The same computation as :meth:`wmbook.nn.gpt.GPT.forward` without the (vocabulary-sized) LM head.
     """
     B, T = idx.shape
     if T > model.cfg.n_ctx:
@@ -185,7 +185,7 @@ class GPTClassifier(nn.Module):
 def sst2_finetune_split(n_train: int = FINETUNE_TRAIN_SIZE, seed: int = 0) -> dict[str, list[tuple[str, int]]]:
     """The labelled data of page 5.3.2: ``n_train`` SST-2 training sentences drawn at random
     (seeded) and all 872 dev sentences, as ``{"train": [(text, label)], "dev": [...]}``."""
-    from .data import load_sst2
+    from wmbook.data.loaders import load_sst2
 
     sst2 = load_sst2()
     if not 0 < n_train <= len(sst2["train"]):
@@ -196,7 +196,7 @@ def sst2_finetune_split(n_train: int = FINETUNE_TRAIN_SIZE, seed: int = 0) -> di
 
 @torch.no_grad()
 def minilm_features(model, tokenizer, texts: Sequence[str], batch_size: int = 64) -> Tensor:
-    """Mean-pooled final hidden states (N, d_model) of a :class:`wmbook.bert.BertModel` over the real tokens
+    """Mean-pooled final hidden states (N, d_model) of a :class:`wmbook.nn.bert.BertModel` over the real tokens
     (``[CLS]`` and ``[SEP]`` included, as sentence-transformers does), computed in length-sorted batches."""
     order = sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))
     out = torch.empty(len(texts), model.cfg.d_model)
@@ -253,7 +253,7 @@ def save_gpt_checkpoint(path: str | Path, model: GPT, vocab: ReducedVocab, meta:
 
 
 def _checked(path: Path, sha256: str | None, script: str, constant: str) -> Path:
-    return verify_checkpoint(path, sha256, f"python {script}", where=f"wmbook/finetune.py ({constant})")
+    return verify_checkpoint(path, sha256, f"python {script}", where=f"wmbook/lab/finetune.py ({constant})")
 
 
 def load_gpt_checkpoint(path: str | Path, sha256: str | None = None) -> PretrainedGPT:

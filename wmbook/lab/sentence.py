@@ -41,7 +41,7 @@ def encode(
 ) -> Tensor:
     """One vector per sentence, ``(len(sentences), d_model)``, in the order given.
 
-    ``model`` is a :class:`wmbook.bert.BertModel` (or anything with the same call and output);
+    ``model`` is a :class:`wmbook.nn.bert.BertModel` (or anything with the same call and output);
     ``tokenizer`` its Hugging Face tokenizer. Sentences are sorted by length before batching,
     so little padding is computed; the result does not depend on the batching (up to float
     rounding). ``pooling``: ``"mean"`` (MiniLM's training recipe), ``"pooler"``

@@ -20,8 +20,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .attention import causal_mask
-from .transformer import EncoderBlock, TransformerConfig
+from wmbook.nn.attention import causal_mask
+from wmbook.nn.transformer import EncoderBlock, TransformerConfig
 
 
 class RegressionPrompts(NamedTuple):
@@ -128,11 +128,11 @@ ICL_REGRESSOR_SHA256 = "2bb941650bfe9c444402c91404d06e5d49503080b91192cc0f5fef05
 
 def load_icl_regressor() -> tuple[ICLRegressor, dict]:
     """The committed in-context regression model (page 2.3) and its training log, in eval mode."""
-    from .checkpoint import CHECKPOINT_DIR, verify_checkpoint
+    from wmbook.data.checkpoint import CHECKPOINT_DIR, verify_checkpoint
 
     path = verify_checkpoint(CHECKPOINT_DIR / ICL_REGRESSOR_FILE, ICL_REGRESSOR_SHA256,
                              "python scripts/train_icl_regression.py  (a few minutes on a laptop CPU)",
-                             where="wmbook/function_icl.py (ICL_REGRESSOR_SHA256)")
+                             where="wmbook/lab/function_icl.py (ICL_REGRESSOR_SHA256)")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     model = ICLRegressor(ICLRegressorConfig(**ckpt["config"]))
     model.load_state_dict(ckpt["state_dict"])

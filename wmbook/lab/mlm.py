@@ -2,18 +2,18 @@ r"""Masked-language-model pre-training at small scale: a smaller vocabulary, pac
 and the MLM loss computed only where a prediction is required.
 
 Explained on page 3.2, "BERT" (section 3.2.2). The masking itself (80/10/10) is
-:func:`wmbook.bert_heads.mask_tokens`. The MLM loss is the cross-entropy over the selected
+:func:`wmbook.nn.bert_heads.mask_tokens`. The MLM loss is the cross-entropy over the selected
 positions :math:`\mathcal{M}` only:
 
 .. math:: \mathcal{L}_{MLM} = -\frac{1}{|\mathcal{M}|} \sum_{t \in \mathcal{M}} \log p(x_t \mid \tilde x),
 
 so the vocabulary projection is needed only at those ~15 % of positions; computing it there
 alone (as the original BERT code does with ``masked_lm_positions``) gives the same loss as
-:class:`wmbook.bert_heads.BertForPreTraining` with ``labels`` and saves most of the head's work.
+:class:`wmbook.nn.bert_heads.BertForPreTraining` with ``labels`` and saves most of the head's work.
 
 The page's tiny BERT (:class:`MLMRecipe`: 2 layers, width 64, WordPiece pieces of MiniLM's
 tokenizer restricted to the 2,000 most frequent) is pre-trained on WikiText-2 by
-``scripts/train_tiny_mlm.py``, which writes ``wmbook/checkpoints/tiny_mlm_wikitext2.pt``;
+``scripts/train_tiny_mlm.py``, which writes ``wmbook/data/checkpoints/tiny_mlm_wikitext2.pt``;
 :func:`load_tiny_mlm` reads it back and checks its sha256. The page runs the first steps of
 the same recipe live (:func:`train_tiny_mlm` with ``stop_after``).
 """
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +30,10 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from .bert import BertConfig
-from .bert_heads import BertForPreTraining, MaskedBatch, mask_tokens
-from .checkpoint import CHECKPOINT_DIR, CheckpointError, file_sha256, save_with_log, verify_checkpoint
-from .train import History
+from wmbook.nn.bert import BertConfig
+from wmbook.nn.bert_heads import BertForPreTraining, MaskedBatch, mask_tokens
+from wmbook.data.checkpoint import CHECKPOINT_DIR, CheckpointError, save_with_log, verify_checkpoint
+from wmbook.nn.train import History, warmup_cosine
 
 #: Where the committed checkpoint lives (inside the installed package).
 TINY_MLM_FILE = CHECKPOINT_DIR / "tiny_mlm_wikitext2.pt"
@@ -124,7 +123,7 @@ class MLMResult(NamedTuple):
 
 
 def masked_lm_loss(model, inputs: Tensor, labels: Tensor, attention_mask: Tensor | None = None) -> MLMResult:
-    """MLM loss of a :class:`wmbook.bert_heads.BertForPreTraining` on the positions where
+    """MLM loss of a :class:`wmbook.nn.bert_heads.BertForPreTraining` on the positions where
     ``labels != -100``, with the vocabulary projection computed at those positions only."""
     selected = labels != -100  # (B, T)
     if not selected.any():
@@ -174,10 +173,10 @@ def wikitext_mlm_data(tokenizer, k: int = 2000, seq_len: int = 32, n_test_rows: 
     """WikiText-2 'valid' (training) and 'test' (held out), tokenized and packed for MLM.
 
     The train split is not in the book's offline data, hence 'valid' for training. ``lines``
-    defaults to :func:`wmbook.data.load_wikitext2`'s.
+    defaults to :func:`wmbook.data.loaders.load_wikitext2`'s.
     """
     if lines is None:
-        from .data import load_wikitext2
+        from wmbook.data.loaders import load_wikitext2
 
         lines = load_wikitext2(("valid", "test"))
     streams = {}
@@ -238,10 +237,7 @@ class MLMRecipe:
 
     def lr_at(self, step: int) -> float:
         """Linear warm-up, then cosine decay from ``lr`` to ``min_lr`` at the last step."""
-        if step < self.warmup:
-            return self.lr * (step + 1) / self.warmup
-        t = min(1.0, (step - self.warmup) / max(1, self.steps - self.warmup))
-        return self.min_lr + 0.5 * (1 + math.cos(math.pi * t)) * (self.lr - self.min_lr)
+        return warmup_cosine(step, self.lr, self.warmup, self.steps, self.min_lr)
 
 
 @torch.no_grad()
@@ -371,7 +367,7 @@ def load_tiny_mlm(path: str | Path | None = None, sha256: str | None = TINY_MLM_
             tiny-MLM checkpoint. The message says how to regenerate it.
     """
     path = verify_checkpoint(path if path is not None else TINY_MLM_FILE, sha256, _REGENERATE,
-                             where="wmbook/mlm.py (TINY_MLM_SHA256)")
+                             where="wmbook/lab/mlm.py (TINY_MLM_SHA256)")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("format") != "wmbook-tiny-mlm-1":
         raise CheckpointError(f"{path} is not a wmbook tiny-MLM checkpoint; regenerate it with: {_REGENERATE}")

@@ -2,8 +2,8 @@ r"""The guide's own code (sections 5.1.1-5.3.2), verbatim, and a way to run it.
 
 Pages 5.1, "A Transformer language model", and 5.3, "GPT in PyTorch", show each
 snippet as the guide printed it, run it with :func:`load_snippets`, and set it
-beside the working classes in :mod:`wmbook.transformer`, :mod:`wmbook.bert` and
-:mod:`wmbook.gpt`. What each snippet does when run (checked in ``tests/test_models.py``,
+beside the working classes in :mod:`wmbook.nn.transformer`, :mod:`wmbook.nn.bert` and
+:mod:`wmbook.nn.gpt`. What each snippet does when run (checked in ``tests/test_models.py``,
 on torch 2.13 / transformers 5):
 
 * 5.1.1 ``TransformerEncoder``: runs. ``nn.TransformerEncoderLayer`` defaults to

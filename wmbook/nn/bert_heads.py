@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .bert import BertConfig, BertModel
+from wmbook.nn.bert import BertConfig, BertModel
 
 
 class BertLMPredictionHead(nn.Module):
@@ -105,31 +105,6 @@ class BertForSequenceClassification(nn.Module):
                                  f"got {tuple(labels.shape)}")
             loss = F.cross_entropy(logits, labels)
         return SequenceClassifierOutput(logits, loss, out.attentions)
-
-
-def map_pretraining_heads(heads: dict[str, Tensor], word_embeddings: Tensor) -> dict[str, Tensor]:
-    """Hugging Face ``cls.*`` tensor names -> :class:`BertForPreTraining` names (tied decoder checked)."""
-    names = {"cls.predictions.transform.dense": "cls.predictions.transform",
-             "cls.predictions.transform.LayerNorm": "cls.predictions.ln",
-             "cls.seq_relationship": "cls.seq_relationship"}
-    out, unknown = {}, []
-    for k, v in heads.items():
-        module, _, kind = k.rpartition(".")
-        if module in names:
-            out[f"{names[module]}.{kind}"] = v
-        elif k in ("cls.predictions.bias", "cls.predictions.decoder.bias"):
-            if "cls.predictions.decoder.bias" in out and not torch.equal(out["cls.predictions.decoder.bias"], v):
-                raise ValueError("cls.predictions.bias and cls.predictions.decoder.bias differ; they are tied")
-            out["cls.predictions.decoder.bias"] = v
-        elif k == "cls.predictions.decoder.weight":
-            if not torch.equal(v, word_embeddings):
-                raise ValueError("cls.predictions.decoder.weight differs from the word embeddings (untied)")
-        else:
-            unknown.append(k)
-    if unknown:
-        raise ValueError(f"unknown head tensors: {unknown}")
-    out["cls.predictions.decoder.weight"] = word_embeddings
-    return out
 
 
 class MaskedBatch(NamedTuple):

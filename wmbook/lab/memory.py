@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 import torch
 
-from .attention import scaled_dot_product_attention
+from wmbook.nn.attention import scaled_dot_product_attention
 
 
 class KVRecall(NamedTuple):

@@ -1,4 +1,4 @@
-r"""Text generation for :class:`wmbook.gpt.GPT`: greedy, temperature, top-k and top-p sampling.
+r"""Text generation for :class:`wmbook.nn.gpt.GPT`: greedy, temperature, top-k and top-p sampling.
 
 Explained on page 3.3, "GPT", and used on page 5.3, "GPT in PyTorch". Each step draws
 :math:`x_{t+1} \sim \mathrm{softmax}(z_t / \tau)` from the last position's logits
@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from .gpt import GPT
+    from wmbook.nn.gpt import GPT
 
 
 def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:

@@ -1,9 +1,9 @@
 """Small committed checkpoints: where they live and how they are verified before loading.
 
 Training that does not fit in a page runs in a committed, seeded script under ``scripts/``;
-its checkpoint (a few MB) ships inside the package, in ``wmbook/checkpoints/``, and the code
+its checkpoint (a few MB) ships inside the package, in ``wmbook/data/checkpoints/``, and the code
 that loads it records its sha256, so a page never runs on a different file than the one its
-text describes. Used by :mod:`wmbook.char_gpt` (page 3.3), :mod:`wmbook.function_icl`
+text describes. Used by :mod:`wmbook.lab.char_gpt` (page 3.3), :mod:`wmbook.lab.function_icl`
 (page 2.3) and the SST-2 GPT of page 5.3.
 """
 from __future__ import annotations
@@ -52,7 +52,7 @@ def save_with_log(path: str | Path, payload: dict, history, recipe, n_parameters
     """Write ``payload`` with ``torch.save`` and, next to it, a ``.json`` training log; return the sha256.
 
     The log holds the file name and hash, the recipe (a dataclass), the parameter count and every
-    record of ``history`` (a :class:`wmbook.train.History`) that has ``eval_key``, rounded to 6 digits.
+    record of ``history`` (a :class:`wmbook.nn.train.History`) that has ``eval_key``, rounded to 6 digits.
     """
     import dataclasses
     import json
