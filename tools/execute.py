@@ -4,13 +4,15 @@
     python tools/execute.py chapters/04/4_1_attention.ipynb
 
 Each notebook runs top to bottom in a fresh kernel, from its own folder, with a
-time limit per cell. Its metadata records the ``wmbook`` code stamp and the
-stamp of its own code cells (the tests flag stored outputs that are stale), and
-how long the run took.
+time limit per cell. Its metadata records the stamps of :mod:`wmbook.book.stamps`
+(the code, checkpoints and logs the page used, its code cells, the library versions),
+how long the run took, and that time on the reference machine (:mod:`wmbook.book.calibrate`).
+The kernel must import this checkout's ``wmbook``, or the run stops.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -22,13 +24,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tools.book import toc_notebooks  # noqa: E402
-from wmbook.book.notebook import cells_stamp, code_stamp  # noqa: E402
+from wmbook.book import calibrate  # noqa: E402
+from wmbook.book.stamps import cells_stamp, check_wmbook_location, code_stamp  # noqa: E402
 
-# Run after the notebook, then removed: which wmbook modules did the page import?
-_PROBE = "import wmbook.book.notebook as _n; print('WMBOOK_MODULES=' + ','.join(_n.loaded_modules()))"
+# Run after the notebook, then removed: which wmbook did the page import, which modules, which versions?
+_PROBE = "import json, wmbook.book.stamps as _s; print('WMBOOK_REPORT=' + json.dumps(_s.kernel_report()))"
 
 
-def execute(path: Path, timeout: int = 600) -> float:
+def read_report(probe) -> dict:
+    text = "".join(o.get("text", "") for o in probe.outputs)
+    if "WMBOOK_REPORT=" not in text:
+        raise RuntimeError(f"the probe cell printed no report: {probe.outputs}")
+    report = json.loads(text.split("WMBOOK_REPORT=", 1)[1])
+    check_wmbook_location(report, ROOT)
+    return report
+
+
+def execute(path: Path, timeout: int = 600, speed: float | None = None) -> dict:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
@@ -39,19 +51,22 @@ def execute(path: Path, timeout: int = 600) -> float:
     finally:
         probe = nb.cells.pop()
     seconds = time.perf_counter() - t0
+    report = read_report(probe)
+    speed = speed if speed is not None else calibrate.calibration_speed()
     # A stored widget state makes the HTML book load the widget manager from a CDN; the book
     # works offline, and a live widget needs a kernel anyway: keep the outputs, drop the state.
     nb.metadata.pop("widgets", None)
-    text = "".join(o.get("text", "") for o in probe.outputs)
-    modules = text.split("WMBOOK_MODULES=", 1)[1].strip().split(",")
     nb.metadata["wmbook"] = {
-        "modules": modules,
-        "code_stamp": code_stamp(ROOT / "wmbook", modules),
+        "modules": report["modules"],
+        "code_stamp": code_stamp(ROOT / "wmbook", report["modules"]),
         "cells_stamp": cells_stamp(nb),
+        "versions": report["versions"],
         "seconds": round(seconds, 1),
+        "calibration_tokens_per_second": round(speed),
+        "reference_seconds": round(calibrate.reference_seconds(seconds, speed), 1),
     }
     nbformat.write(nb, path)
-    return seconds
+    return nb.metadata["wmbook"]
 
 
 def main() -> int:
@@ -62,8 +77,9 @@ def main() -> int:
     for path in paths:
         path = path.resolve()
         print(f"executing {path.relative_to(ROOT)} ...", flush=True)
-        seconds = execute(path)
-        print(f"  done in {seconds:.1f} s", flush=True)
+        stamp = execute(path)
+        print(f"  done in {stamp['seconds']:.1f} s ({stamp['calibration_tokens_per_second']} tokens/s: "
+              f"{stamp['reference_seconds']:.0f} s on the reference machine)", flush=True)
     return 0
 
 

@@ -1,86 +1,54 @@
-"""Helpers for the book's notebooks: gluing numbers into the prose, and stamps.
+"""Helpers for the book's notebooks: gluing numbers into the prose, showing code, tables.
 
 * :func:`glue` stores a value so the text can show it (``{glue:text}`name```)
   — the same output MyST-NB's ``myst_nb.glue`` produces, without needing
-  MyST-NB installed (Colab does not have it).
-* :func:`code_stamp` fingerprints ``wmbook``'s source; ``tools/execute.py``
-  records it in each notebook, and the tests flag notebooks whose stored
-  outputs were computed with other code.
+  MyST-NB installed (Colab does not have it) — together with the tolerance within
+  which a re-run must reproduce it (checked by the test suite, see :mod:`wmbook.book.checks`).
+* :func:`show_source` shows the code that runs; :func:`print_table` prints rows.
 """
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 GLUE_PREFIX = "application/papermill.record/"
-_PACKAGE = Path(__file__).resolve().parent
-_STAMPED_SUFFIXES = (".py", ".js", ".css", ".json")
+CHECK_KEY = "wmbook_check"
 
 
-def glue(name: str, value: Any, display: bool = False) -> None:
-    """Record ``value`` under ``name`` for MyST-NB's ``{glue}`` roles.
+def glue(name: str, value: Any, display: bool = False, *, rtol: float | None = None,
+         atol: float | None = None, within: tuple[float, float] | None = None) -> None:
+    """Record ``value`` under ``name`` for MyST-NB's ``{glue}`` roles, and how to re-check it.
 
     Mirrors ``myst_nb.glue`` (MyST-NB 1.x): the display data is stored with
     the ``scrapbook`` metadata MyST-NB reads. With ``display=False`` nothing is
     shown in a live notebook.
+
+    When the tests re-run the page, every glued number must come back within a
+    tolerance: by default one unit of the last digit the prose shows (exact for
+    integers), see :func:`wmbook.book.checks.default_tolerance`. Random or
+    machine-dependent results declare theirs: ``rtol``/``atol`` (``|new - stored| <=
+    atol + rtol * |stored|``), or ``within=(lo, hi)`` for timings and memory, which
+    are checked only as bounds.
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"glue name must be an identifier-like string, got {name!r}")
+    check = {k: v for k, v in (("rtol", rtol), ("atol", atol)) if v is not None}
+    for k, v in check.items():
+        if not (isinstance(v, (int, float)) and v >= 0):
+            raise ValueError(f"glue({name!r}): {k} must be a number >= 0, got {v!r}")
+    if within is not None:
+        lo, hi = within
+        if not lo <= hi:
+            raise ValueError(f"glue({name!r}): within=(lo, hi) needs lo <= hi, got {within!r}")
+        check["within"] = [float(lo), float(hi)]
     from IPython.core.formatters import format_display_data
     from IPython.display import display as ipy_display
 
     bundle, metadata = format_display_data(value)
     prefix = "" if display else GLUE_PREFIX
     metadata["scrapbook"] = {"name": name, "mime_prefix": prefix}
+    if check:
+        metadata[CHECK_KEY] = check
     ipy_display({prefix + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)
-
-
-def _files(root: Path, modules: Iterable[str] | None) -> Iterable[Path]:
-    for path in sorted(root.rglob("*")):
-        if not path.is_file() or path.suffix not in _STAMPED_SUFFIXES or "__pycache__" in path.parts:
-            continue
-        rel = path.relative_to(root)
-        # a module's data files live in "<module>_assets/"; they belong to that module
-        owner = rel.parts[0][: -len("_assets")] if rel.parts[0].endswith("_assets") else rel.with_suffix("").as_posix()
-        if modules is None or owner.replace("/", ".") in modules or rel.name == "__init__.py":
-            yield path
-
-
-def loaded_modules() -> list[str]:
-    """The ``wmbook`` submodules imported in this process, e.g. ``["attention", "plot"]``."""
-    import sys
-
-    return sorted(name.split(".", 1)[1] for name in sys.modules if name.startswith("wmbook."))
-
-
-def code_stamp(root: str | Path | None = None, modules: Iterable[str] | None = None) -> str:
-    """A short sha256 of ``wmbook``'s source files (line endings normalised).
-
-    With ``modules`` (names as :func:`loaded_modules` returns them) only those
-    modules, their ``<module>_assets`` folders and the ``__init__`` files count:
-    a page is stale when code it imported changed, not when any code did.
-    """
-    root = Path(root) if root is not None else _PACKAGE
-    modules = None if modules is None else set(modules)
-    h = hashlib.sha256()
-    for path in _files(root, modules):
-        h.update(path.relative_to(root).as_posix().encode())
-        h.update(b"\0")
-        h.update(path.read_bytes().replace(b"\r\n", b"\n"))
-        h.update(b"\0")
-    return h.hexdigest()[:16]
-
-
-def cells_stamp(nb) -> str:
-    """A short sha256 of a notebook's code cells' sources (so an edited cell shows as stale)."""
-    h = hashlib.sha256()
-    for cell in nb["cells"]:
-        if cell["cell_type"] == "code":
-            src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
-            h.update(src.strip().encode())
-            h.update(b"\0")
-    return h.hexdigest()[:16]
 
 
 def show_source(obj, start: str | None = None, end: str | None = None):
