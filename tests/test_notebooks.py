@@ -161,7 +161,7 @@ def test_every_glued_name_is_computed(nb):
 
 def test_glue_output_matches_myst_nb():
     """wmbook.glue must emit exactly what myst_nb.glue emits (MyST-NB reads it back)."""
-    myst_glue = pytest.importorskip("myst_nb").glue
+    from myst_nb import glue as myst_glue
     from IPython.core.interactiveshell import InteractiveShell
     from wmbook import glue
 

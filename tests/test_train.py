@@ -1,4 +1,6 @@
 """The training loop, seeding, devices and measurement helpers."""
+import time
+
 import pytest
 import torch
 from torch import nn
@@ -88,7 +90,9 @@ def test_peak_memory_sees_a_large_tensor():
 
 
 def test_time_and_count():
-    assert time_call(lambda: sum(range(100)), repeats=3) >= 0
+    calls = []
+    seconds = time_call(lambda: (calls.append(1), time.sleep(0.02)), repeats=3, warmup=2)
+    assert len(calls) == 5 and 0.02 <= seconds < 0.5  # warm-up runs are not timed; the median of 3 is
     assert count_parameters(nn.Linear(3, 2)) == 8
     with pytest.raises(ValueError):
         time_call(lambda: None, repeats=0)
