@@ -1,24 +1,84 @@
-"""What the training scripts share: their command line and a repeatable CPU set-up."""
+"""What the scripts share: one command line and a repeatable CPU set-up.
+
+Every script in ``scripts/`` takes the same four options:
+
+``--seed``     the seed of everything random in the run (default 0: the committed checkpoint);
+``--threads``  CPU threads, fixed so that a run is repeatable on one machine;
+``--steps``    how much work to do: training steps for the training scripts; each script's
+               ``--help`` says what it means there and what its default (the committed run) is;
+``--out``      the file to write (default: the committed checkpoint in
+               ``wmbook/data/checkpoints/``; a JSON log, where the script writes one, goes
+               next to it).
+
+Scripts whose schedule depends on ``--steps`` (a cosine decay, a curriculum) also take
+``--stop-after N``: run the first N steps of the ``--steps`` schedule and stop, so the first
+records of a long run can be reproduced (and checked against its committed log) quickly.
+
+Each script has ``parser()`` (``script_parser(...)`` plus any options of its own, whose
+defaults are the committed run's) and starts ``main`` with ``args = parse(parser(), argv)``.
+Under pytest (``PYTEST_CURRENT_TEST`` is set, also in the scripts a test starts) writing into
+``wmbook/data/checkpoints/`` is refused: a test must pass ``--out`` in a temporary folder.
+"""
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import torch
 
+COMMITTED_DIR = Path(__file__).resolve().parents[1] / "wmbook" / "data" / "checkpoints"
 
-def training_args(doc: str, steps: int, out: Path, argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse ``--steps --out --seed --threads``; fix the thread count and make torch deterministic."""
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=steps, help="training steps (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=out,
-                        help="checkpoint to write; the log goes next to it as .json")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads (fixed for repeatability; default: %(default)s)")
+
+def script_parser(doc: str, *, steps: int | None, out: Path, steps_help: str = "training steps",
+                  seed: int = 0, threads: int = 1, stop_after: bool = False) -> argparse.ArgumentParser:
+    """The shared parser: ``--seed --threads --steps --out`` (and ``--stop-after`` if asked for).
+
+    ``steps=None`` means "no limit" (the help then says "default: all"); ``steps_help`` says
+    what a step is in this script. The defaults are the committed run's.
+    """
+    parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0],
+                                     epilog="See the top of the script for what it writes and how long it takes.")
+    parser.add_argument("--seed", type=int, default=seed,
+                        help="seed of everything random in the run (default: %(default)s, the committed run)")
+    parser.add_argument("--threads", type=int, default=threads,
+                        help="CPU threads, fixed for repeatability (default: %(default)s)")
+    default = "all" if steps is None else "%(default)s"
+    parser.add_argument("--steps", type=int, default=steps, metavar="N",
+                        help=f"{steps_help} (default: {default})")
+    parser.add_argument("--out", type=Path, default=Path(out), metavar="PATH",
+                        help="file to write (default: the committed %(default)s)")
+    if stop_after:
+        parser.add_argument("--stop-after", type=int, default=None, metavar="N",
+                            help="run only the first N steps of the --steps schedule (what depends on --steps, "
+                                 "e.g. a learning-rate decay or a curriculum, stays as for --steps): reproduces "
+                                 "the start of a longer run, e.g. to check it against the committed log "
+                                 "(default: all --steps)")
+    return parser
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and check the options; fix the thread count and make torch deterministic."""
     args = parser.parse_args(argv)
-    if args.steps < 1:
+    if args.steps is not None and args.steps < 1:
         parser.error("--steps must be >= 1")
+    if args.seed < 0:
+        parser.error("--seed must be >= 0")
+    if args.threads < 1:
+        parser.error("--threads must be >= 1")
+    stop = getattr(args, "stop_after", None)
+    if stop is not None and not 1 <= stop <= (args.steps or stop):
+        parser.error(f"--stop-after must be in 1..--steps ({args.steps}), got {stop}")
+    if os.environ.get("PYTEST_CURRENT_TEST") and _inside(args.out, COMMITTED_DIR):
+        parser.error(f"refusing to overwrite the committed {args.out} under pytest: pass --out in a temporary folder")
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
     return args
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        Path(path).resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True

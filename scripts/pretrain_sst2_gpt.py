@@ -11,17 +11,21 @@ loss. The run is seeded and uses a fixed number of CPU threads, so it is repeata
 same machine and library versions. It writes the checkpoint (float16 weights + config +
 vocabulary + how it was trained) and prints the sha256 to record as ``SST2_GPT_SHA256`` in
 wmbook/lab/finetune.py.
+
+What the checkpoint records of the run (its ``meta``) is the final held-out loss and the size
+of the training data, not a loss curve: the held-out losses every 500 steps are printed only.
+The learning rate decays over ``--steps`` (cosine), so a shorter ``--steps`` is a different
+schedule. Options: ``--help`` (the shared command line of scripts/_common.py).
 """
 from __future__ import annotations
 
-import argparse
 import math
 import platform
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _common import parse, script_parser  # scripts/_common.py
 
 import wmbook
 from wmbook.nn.bert import minilm_tokenizer
@@ -50,16 +54,14 @@ def lm_loss(model: GPT, seqs: list[list[int]], pad: int) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
 
 
+def parser():
+    """The command line; its defaults are the committed run's."""
+    return script_parser(__doc__, steps=3000, out=CHECKPOINT_DIR / SST2_GPT_FILE,
+                         steps_help=f"training steps of {BATCH} sentences; the learning rate decays to 0 at the last one")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3000, help="training steps (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR / SST2_GPT_FILE)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads (default: %(default)s)")
-    args = parser.parse_args(argv)
-    if args.steps < 1:
-        parser.error("--steps must be >= 1")
-    torch.set_num_threads(args.threads)
+    args = parse(parser(), argv)
     wmbook.seed_everything(args.seed)
 
     tok = minilm_tokenizer()

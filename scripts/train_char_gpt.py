@@ -6,25 +6,35 @@
 The recipe is nanoGPT's CPU recipe for shakespeare_char (see wmbook/lab/char_gpt.py). The run
 is seeded and uses a fixed number of CPU threads, so it is repeatable on the same machine
 and library versions. It writes the checkpoint (float32 weights + config + vocabulary,
-~3 MB), a JSON log next to it (train/val loss every 100 steps), and prints the sha256 to
-record as CHAR_GPT_SHA256 in wmbook/lab/char_gpt.py. WMBOOK_DATA_DIR may point at the data.
+~3 MB), a JSON log next to it (train/val loss every 100 steps), and prints the sha256 of
+both, to record as CHAR_GPT_SHA256 and CHAR_GPT_LOG_SHA256 in wmbook/lab/char_gpt.py.
+WMBOOK_DATA_DIR may point at the data. The learning rate decays over the recipe's fixed
+``lr_decay_steps`` (2,000), so ``--steps N`` runs exactly the first N steps of the full recipe
+(``--steps 100`` reproduces the log's records at steps 0 and 100). Options: ``--help``
+(the shared command line of scripts/_common.py).
 """
 from __future__ import annotations
 
-import json
 import platform
 import sys
 import time
 
 import torch
-from _common import training_args  # scripts/_common.py
+from _common import parse, script_parser  # scripts/_common.py
 
+from wmbook.data.checkpoint import file_sha256
 from wmbook.lab.char_gpt import CHAR_GPT_FILE, CharGPTRecipe, evaluate_lm, save_char_gpt, train_char_gpt
 from wmbook.data.loaders import load_tinyshakespeare
 
 
+def parser():
+    """The command line; its defaults are the committed run's."""
+    return script_parser(__doc__, steps=CharGPTRecipe.steps, out=CHAR_GPT_FILE,
+                         steps_help="training steps; fewer run the start of the full recipe (same schedule)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = training_args(__doc__, CharGPTRecipe.steps, CHAR_GPT_FILE, argv)
+    args = parse(parser(), argv)
     corpus = load_tinyshakespeare()
     recipe = CharGPTRecipe(steps=args.steps, seed=args.seed,
                            eval_every=min(CharGPTRecipe.eval_every, args.steps))
@@ -43,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
              "threads": args.threads, "torch": torch.__version__, "python": platform.python_version()}
     sha = save_char_gpt(args.out, model, corpus.vocab, recipe, history, extra=extra)
     size = args.out.stat().st_size
-    print(f"wrote {args.out} ({size / 2**20:.2f} MiB) and {args.out.with_suffix('.json').name}")
+    log_path = args.out.with_suffix(".json")
+    print(f"wrote {args.out} ({size / 2**20:.2f} MiB) and {log_path.name}")
+    print(f"log sha256 {file_sha256(log_path)}")
     print(f"sha256 {sha}")
     return 0
 

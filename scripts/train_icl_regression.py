@@ -1,44 +1,58 @@
 """Train the in-context linear-regression Transformer of page 2.3 (Garg et al. 2022, CPU-sized).
 
     python scripts/train_icl_regression.py                 # the committed checkpoint (~3 min)
-    python scripts/train_icl_regression.py --steps 5 --out /tmp/x.pt
+    python scripts/train_icl_regression.py --steps 5 --out /tmp/x.pt                 # a smoke test
+    python scripts/train_icl_regression.py --stop-after 201 --out /tmp/x.pt           # the full run's start
 
 Seeded and deterministic on the CPU. Prompts hold 1..max_k examples (a curriculum grows
-the maximum during the first half). Writes the checkpoint with its training log, and
-prints its sha256 (record it in wmbook/data/checkpoints.py).
+the maximum during the first half of ``--steps``, so a shorter ``--steps`` is a different
+curriculum; ``--stop-after N`` runs the first N steps of the ``--steps`` curriculum instead:
+``--stop-after 201`` reproduces the log's records at steps 0, 100 and 200). Writes the
+checkpoint with its training log (the batch loss every 100 steps and at the last step,
+stored inside the .pt), and prints its sha256 (record it as ICL_REGRESSOR_SHA256 in
+wmbook/lab/function_icl.py). Options: ``--help`` (the shared command line of
+scripts/_common.py, plus ``--batch`` and ``--lr``).
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import time
-from pathlib import Path
 
 import torch
+from _common import parse, script_parser  # scripts/_common.py
 
-from wmbook.lab.function_icl import ICLRegressor, ICLRegressorConfig, linear_prompts, save_regressor
+from wmbook.data.checkpoint import CHECKPOINT_DIR
+from wmbook.lab.function_icl import (ICL_REGRESSOR_FILE, ICLRegressor, ICLRegressorConfig, linear_prompts,
+                                     save_regressor)
 
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "wmbook" / "data" / "checkpoints" / "icl_linreg.pt"
+DEFAULT_OUT = CHECKPOINT_DIR / ICL_REGRESSOR_FILE
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=6000)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    args = parser.parse_args()
+def parser():
+    """The command line; its defaults are the committed run's."""
+    p = script_parser(__doc__, steps=6000, out=DEFAULT_OUT, stop_after=True,
+                      steps_help="training steps (batches of prompts); the curriculum spans the first half")
+    p.add_argument("--batch", type=int, default=64, help="prompts per step (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default: %(default)s)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(parser(), argv)
 
     torch.manual_seed(args.seed)
-    torch.set_num_threads(1)
     gen = torch.Generator().manual_seed(args.seed)
     cfg = ICLRegressorConfig()
     model = ICLRegressor(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr)
-    log = {"step": [], "loss": [], "config": vars(args) | {"out": str(args.out)}}
+    # the keys of the committed log's config (the threads are fixed, not recorded)
+    config = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed, "out": str(args.out)}
+    if args.stop_after is not None:
+        config["stop_after"] = args.stop_after
+    log = {"step": [], "loss": [], "config": config}
+    last = args.steps if args.stop_after is None else args.stop_after
     t0 = time.time()
-    for step in range(args.steps):
+    for step in range(last):
         # curriculum: the longest prompt grows from 3 to max_k examples over the first half
         k_max = min(cfg.max_k, 3 + (cfg.max_k - 3) * step // max(1, args.steps // 2))
         p = linear_prompts(args.batch, k_max, cfg.d, generator=gen)
@@ -48,14 +62,15 @@ def main() -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        if step % 100 == 0 or step == args.steps - 1:
+        if step % 100 == 0 or step == last - 1:
             log["step"].append(step)
             log["loss"].append(loss.item())
             print(f"step {step:5d}  k_max {k_max:2d}  loss {loss.item():.3f}  {time.time() - t0:.0f} s", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_regressor(model.eval(), args.out, log)
     print("wrote", args.out, "sha256", hashlib.sha256(args.out.read_bytes()).hexdigest())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -8,7 +8,13 @@ pieces restricted to the 2,000 most frequent, trained on WikiText-2's 'valid' sp
 evaluated on a fixed masking of its 'test' split. The run is seeded and uses a fixed number of
 CPU threads, so it is repeatable on the same machine and library versions. It writes the
 checkpoint (~1 MB), a JSON log next to it (held-out evaluation every 100 steps), and prints
-the sha256 to record as TINY_MLM_SHA256 in wmbook/lab/mlm.py. WMBOOK_DATA_DIR may point at the data.
+the sha256 of both, to record as TINY_MLM_SHA256 and TINY_MLM_LOG_SHA256 in wmbook/lab/mlm.py.
+WMBOOK_DATA_DIR may point at the data. The learning rate decays over ``--steps``, so a shorter
+``--steps`` is a different (shorter) schedule; ``--stop-after N`` runs the first N steps of the
+``--steps`` schedule instead (``--stop-after 200`` reproduces the log's records at steps 0, 100
+and 200). Options: ``--help`` (the shared command line of scripts/_common.py).
+
+    python scripts/train_tiny_mlm.py --stop-after 200 --out /tmp/x.pt   # the full run's start
 """
 from __future__ import annotations
 
@@ -17,15 +23,22 @@ import sys
 import time
 
 import torch
-from _common import training_args  # scripts/_common.py
+from _common import parse, script_parser  # scripts/_common.py
 
+from wmbook.data.checkpoint import file_sha256
 from wmbook.nn.bert import minilm_tokenizer
 from wmbook.lab.mlm import (TINY_MLM_FILE, MLMRecipe, save_tiny_mlm, train_tiny_mlm, unigram_baseline,
                         wikitext_mlm_data)
 
 
+def parser():
+    """The command line; its defaults are the committed run's."""
+    return script_parser(__doc__, steps=MLMRecipe.steps, out=TINY_MLM_FILE, stop_after=True,
+                         steps_help="training steps; the learning rate decays to its minimum at the last one")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = training_args(__doc__, MLMRecipe.steps, TINY_MLM_FILE, argv)
+    args = parse(parser(), argv)
     recipe = MLMRecipe(steps=args.steps, seed=args.seed,
                        eval_every=min(MLMRecipe.eval_every, args.steps))
     data = wikitext_mlm_data(minilm_tokenizer(), recipe.k, recipe.seq_len)
@@ -38,14 +51,17 @@ def main(argv: list[str] | None = None) -> int:
               f"  ({r['seconds']:.0f} s)", flush=True)
 
     t0 = time.perf_counter()
-    model, history = train_tiny_mlm(data, recipe, log=log)
+    model, history = train_tiny_mlm(data, recipe, log=log, stop_after=args.stop_after)
     train_seconds = time.perf_counter() - t0
     extra = {"unigram": {k: round(v, 6) for k, v in base.items()},
+             **({"stop_after": args.stop_after} if args.stop_after is not None else {}),
              "train_seconds": round(train_seconds, 1), "threads": args.threads,
              "torch": torch.__version__, "python": platform.python_version()}
     sha = save_tiny_mlm(args.out, model, data.vocab, recipe, history, extra=extra)
     size = args.out.stat().st_size
-    print(f"wrote {args.out} ({size / 2**20:.2f} MiB) and {args.out.with_suffix('.json').name}")
+    log_path = args.out.with_suffix(".json")
+    print(f"wrote {args.out} ({size / 2**20:.2f} MiB) and {log_path.name}")
+    print(f"log sha256 {file_sha256(log_path)}")
     print(f"sha256 {sha}")
     return 0
 

@@ -1,9 +1,5 @@
-"""The character GPT of page 3.3: its committed checkpoint and the script that makes it."""
-import json
+"""The character GPT of page 3.3: its committed checkpoint (its script: tests/test_scripts.py)."""
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +11,6 @@ from wmbook.lab.char_gpt import (
 from wmbook.data.loaders import load_tinyshakespeare
 from wmbook.nn.sampling import generate
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -50,20 +45,6 @@ def test_a_wrong_or_missing_checkpoint_is_refused(tmp_path):
     torch.save({"weights": torch.zeros(2)}, not_ours)
     with pytest.raises(CheckpointError, match="not a wmbook"):
         load_char_gpt(not_ours, sha256=None)
-
-
-def test_the_script_runs_and_its_checkpoint_loads(tmp_path):
-    out = tmp_path / "tiny.pt"
-    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_char_gpt.py"), "--steps", "5",
-                          "--out", str(out)], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr
-    sha = run.stdout.split("sha256 ")[-1].strip()
-    assert sha == file_sha256(out)
-    log = json.loads(out.with_suffix(".json").read_text())
-    assert [r["step"] for r in log["evals"]] == [0, 5] and log["recipe"]["steps"] == 5
-    assert log["evals"][-1]["val_loss"] < log["evals"][0]["val_loss"]
-    ckpt = load_char_gpt(out, sha256=sha)
-    assert ckpt.recipe.steps == 5 and len(ckpt.vocab) == 65
 
 
 def test_recipe_schedule_windows_and_bigram():

@@ -1,6 +1,4 @@
 """In-context linear regression (page 2.3): prompts, baselines, the model, the checkpoint, the script."""
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -9,7 +7,6 @@ import torch
 from wmbook.data.checkpoint import CheckpointError, verify_checkpoint
 from wmbook.lab.function_icl import (ICLRegressor, ICLRegressorConfig, averaging, least_squares, linear_prompts,
                                  load_icl_regressor, nearest_neighbour, squared_error)
-from tools.book import ROOT
 
 
 def test_prompts_follow_a_linear_function():
@@ -74,11 +71,3 @@ def test_a_wrong_checkpoint_is_refused(tmp_path):
         verify_checkpoint(bad, "0" * 64, "python scripts/x.py")
     with pytest.raises(CheckpointError, match="missing"):
         verify_checkpoint(tmp_path / "none.pt", None, "python scripts/x.py")
-
-
-def test_the_training_script_runs(tmp_path):
-    out = tmp_path / "icl.pt"
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_icl_regression.py"), "--steps", "3",
-                             "--out", str(out)], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert out.exists() and "sha256" in result.stdout

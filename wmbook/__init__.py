@@ -1,13 +1,15 @@
 """wmbook: the code behind the book *Large language models and working memory*.
 
-Organised by topic, not by chapter:
+Five layers; each imports only from those before it (checked by ``tests/test_layout.py``):
 
-* :mod:`wmbook.nn.attention` — scaled dot-product and multi-head attention, masks (page 4.1)
-* :mod:`wmbook.nn.train` — a small training loop that returns its history
-* :mod:`wmbook.view.plot` — attention heatmaps and learning curves
-* :mod:`wmbook.lab.measure` — time, peak memory and parameter counts
-* :mod:`wmbook.nn.runtime` — seeding and device choice
-* :mod:`wmbook.book.notebook` — glue numbers into the text; stamps for stored outputs
+* :mod:`wmbook.nn` — building blocks and models: attention, Transformer, BERT, GPT,
+  decoding, sampling, the training loop, seeds and threads
+* :mod:`wmbook.data` — data sets (sha256-checked, offline) and committed checkpoints
+* :mod:`wmbook.lab` — the experiments, by topic (memory, heads, induction, ICL, distillation…)
+* :mod:`wmbook.view` — the attention explorer and plots
+* :mod:`wmbook.book` — glue, stamps, output checks, calibration, the guide's snippets
+
+This module is the short public surface the pages use: ``import wmbook as wm``.
 """
 from wmbook.nn.attention import (
     AttentionConfig,

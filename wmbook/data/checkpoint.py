@@ -3,7 +3,8 @@
 Training that does not fit in a page runs in a committed, seeded script under ``scripts/``;
 its checkpoint (a few MB) ships inside the package, in ``wmbook/data/checkpoints/``, and the code
 that loads it records its sha256, so a page never runs on a different file than the one its
-text describes. Used by :mod:`wmbook.lab.char_gpt` (page 3.3), :mod:`wmbook.lab.function_icl`
+text describes. A checkpoint's JSON training log (``<name>.json`` next to it, written by
+:func:`save_with_log`) is hashed and checked the same way (:func:`load_log`). Used by :mod:`wmbook.lab.char_gpt` (page 3.3), :mod:`wmbook.lab.function_icl`
 (page 2.3) and the SST-2 GPT of page 5.3.
 """
 from __future__ import annotations
@@ -33,15 +34,40 @@ def verify_checkpoint(path: str | Path, sha256: str | None, regenerate: str, whe
     ``regenerate`` is the command that rebuilds the file and ``where`` names the constant that
     records its hash; both go into the error message.
     """
+    return _verify(path, sha256, regenerate, where, "checkpoint")
+
+
+def load_log(path: str | Path, sha256: str | None, regenerate: str, where: str = "") -> dict:
+    """The JSON training log at ``path`` (next to its checkpoint), verified like the weights.
+
+    The log must exist, (unless ``sha256`` is None) have that sha256, exactly as
+    :func:`verify_checkpoint` checks a checkpoint, and hold a JSON object. A missing, tampered
+    or unreadable log raises :class:`CheckpointError` naming the file and ``regenerate``, the
+    command that rewrites it (with its checkpoint); ``where`` names the constant that records
+    its hash. Never returns ``{}`` in place of a log.
+    """
+    import json
+
+    path = _verify(path, sha256, regenerate, where, "training log")
+    try:
+        log = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise CheckpointError(f"training log {path} cannot be read ({e}); regenerate it with: {regenerate}") from e
+    if not isinstance(log, dict):
+        raise CheckpointError(f"training log {path} is not a JSON object; regenerate it with: {regenerate}")
+    return log
+
+
+def _verify(path: str | Path, sha256: str | None, regenerate: str, where: str, what: str) -> Path:
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} is missing; regenerate it with: {regenerate}")
+        raise CheckpointError(f"{what} {path} is missing; regenerate it with: {regenerate}")
     if sha256 is not None:
         actual = file_sha256(path)
         if actual != sha256:
             raise CheckpointError(
-                f"checkpoint {path} has sha256 {actual}, expected {sha256}: it is corrupt or was "
-                f"retrained. Regenerate it with: {regenerate}, then record the sha256 it prints"
+                f"{what} {path} has sha256 {actual}, expected {sha256}: it is corrupt, was edited or "
+                f"was rewritten by a new run. Regenerate it with: {regenerate}, then record the sha256 it prints"
                 + (f" in {where}." if where else ".")
             )
     return path

@@ -19,7 +19,6 @@ learning rate 1e-3, 100 warm-up steps, cosine decay to 1e-4, no dropout).
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from wmbook.data.checkpoint import CHECKPOINT_DIR, CheckpointError, file_sha256, save_with_log, verify_checkpoint
+from wmbook.data.checkpoint import (CHECKPOINT_DIR, CheckpointError, file_sha256, load_log, save_with_log,
+                                    verify_checkpoint)
 from wmbook.data.loaders import CharCorpus
 from wmbook.nn.gpt import GPT, GPTConfig
 from wmbook.nn.train import History, warmup_cosine
@@ -38,6 +38,8 @@ from wmbook.nn.train import History, warmup_cosine
 CHAR_GPT_FILE = CHECKPOINT_DIR / "char_gpt_shakespeare.pt"
 #: sha256 of the committed checkpoint, as printed by ``scripts/train_char_gpt.py``.
 CHAR_GPT_SHA256 = "5fa46301e3b29bd6e31e812da98f95d0becf592fc95889f0f695fe5a4d36c7e7"
+#: sha256 of its training log (``char_gpt_shakespeare.json``), as printed by the same script.
+CHAR_GPT_LOG_SHA256 = "98a86813a789c839f2369b354ff9514a4d70fc15eb66b35087c8c8d51fab7721"
 _REGENERATE = "python scripts/train_char_gpt.py  (about 2 minutes on a laptop CPU)"
 
 
@@ -253,17 +255,19 @@ class CharGPT(NamedTuple):
     decode: Callable[[Sequence[int]], str]
     vocab: list[str]
     recipe: CharGPTRecipe
-    log: dict  # the training log (the JSON next to the checkpoint); {} if it is missing
+    log: dict  # the training log (the JSON next to the checkpoint; loading fails without it)
 
 
 def load_char_gpt(path: str | Path | None = None, sha256: str | None = CHAR_GPT_SHA256) -> CharGPT:
     """Load the character GPT trained by ``scripts/train_char_gpt.py`` (page 3.3).
 
-    With the defaults it reads the committed checkpoint and checks its sha256; pass
-    ``path`` (and ``sha256=None`` to skip the check) for a checkpoint of your own.
+    With the defaults it reads the committed checkpoint and its training log and checks both
+    sha256s; pass ``path`` (and ``sha256=None`` to skip the check) for a checkpoint of your own.
+    The log (``<name>.json`` next to the checkpoint) must be there and name the checkpoint's
+    sha256; its own sha256 is checked (``CHAR_GPT_LOG_SHA256``) with the committed weights'.
 
     Raises:
-        CheckpointError: the file is missing, has a different sha256, or is not a
+        CheckpointError: the file or its log is missing, has a different sha256, or is not a
             wmbook character-GPT checkpoint. The message says how to regenerate it.
     """
     path = verify_checkpoint(path if path is not None else CHAR_GPT_FILE, sha256, _REGENERATE,
@@ -280,13 +284,17 @@ def load_char_gpt(path: str | Path | None = None, sha256: str | None = CHAR_GPT_
     vocab = list(ckpt["vocab"])
     corpus = CharCorpus(text="", train="", val="", vocab=vocab)  # encode/decode only
     log_path = path.with_suffix(".json")
-    log = json.loads(log_path.read_text(encoding="utf-8")) if log_path.is_file() else {}
+    log = load_log(log_path, CHAR_GPT_LOG_SHA256 if sha256 == CHAR_GPT_SHA256 else None, _REGENERATE,
+                   where="wmbook/lab/char_gpt.py (CHAR_GPT_LOG_SHA256)")
+    if log.get("sha256") != (sha256 or file_sha256(path)):
+        raise CheckpointError(f"training log {log_path} was written for a checkpoint with sha256 {log.get('sha256')}, "
+                              f"not for {path}; regenerate both with: {_REGENERATE}")
     return CharGPT(model.eval(), corpus.encode, corpus.decode, vocab,
                    CharGPTRecipe(**ckpt["recipe"]), log)
 
 
 __all__ = [
-    "CHAR_GPT_FILE", "CHAR_GPT_SHA256", "CharGPT", "CharGPTRecipe", "CheckpointError",
+    "CHAR_GPT_FILE", "CHAR_GPT_LOG_SHA256", "CHAR_GPT_SHA256", "CharGPT", "CharGPTRecipe", "CheckpointError",
     "bigram_loss", "evaluate_lm", "file_sha256", "lm_loss", "load_char_gpt", "loss_by_position",
     "random_windows", "save_char_gpt", "train_char_gpt",
 ]

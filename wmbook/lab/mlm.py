@@ -20,7 +20,6 @@ the same recipe live (:func:`train_tiny_mlm` with ``stop_after``).
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,13 +31,16 @@ from torch.nn import functional as F
 
 from wmbook.nn.bert import BertConfig
 from wmbook.nn.bert_heads import BertForPreTraining, MaskedBatch, mask_tokens
-from wmbook.data.checkpoint import CHECKPOINT_DIR, CheckpointError, save_with_log, verify_checkpoint
+from wmbook.data.checkpoint import (CHECKPOINT_DIR, CheckpointError, file_sha256, load_log, save_with_log,
+                                    verify_checkpoint)
 from wmbook.nn.train import History, warmup_cosine
 
 #: Where the committed checkpoint lives (inside the installed package).
 TINY_MLM_FILE = CHECKPOINT_DIR / "tiny_mlm_wikitext2.pt"
 #: sha256 of the committed checkpoint, as printed by ``scripts/train_tiny_mlm.py``.
 TINY_MLM_SHA256 = "dd6edb98d83d6d57686ff91f65c0c7734efcf0ef5162a2ea6568ec0b3af31f39"
+#: sha256 of its training log (``tiny_mlm_wikitext2.json``), as printed by the same script.
+TINY_MLM_LOG_SHA256 = "81c5e7b983b8a27f3cf670788f9d77b2dee922d48e0d4425a65e4da0d79c86cd"
 _REGENERATE = "python scripts/train_tiny_mlm.py  (about 5 minutes on a laptop CPU)"
 
 
@@ -353,18 +355,20 @@ class TinyMLM(NamedTuple):
     model: BertForPreTraining
     vocab: TopKVocab
     recipe: MLMRecipe
-    log: dict  # the training log (the JSON next to the checkpoint); {} if it is missing
+    log: dict  # the training log (the JSON next to the checkpoint; loading fails without it)
 
 
 def load_tiny_mlm(path: str | Path | None = None, sha256: str | None = TINY_MLM_SHA256) -> TinyMLM:
     """Load the tiny BERT pre-trained by ``scripts/train_tiny_mlm.py`` (page 3.2).
 
-    With the defaults it reads the committed checkpoint and checks its sha256; pass ``path``
-    (and ``sha256=None`` to skip the check) for a checkpoint of your own.
+    With the defaults it reads the committed checkpoint and its training log and checks both
+    sha256s; pass ``path`` (and ``sha256=None`` to skip the check) for a checkpoint of your own.
+    The log (``<name>.json`` next to the checkpoint) must be there and name the checkpoint's
+    sha256; its own sha256 is checked (``TINY_MLM_LOG_SHA256``) with the committed weights'.
 
     Raises:
-        CheckpointError: the file is missing, has a different sha256, or is not a wmbook
-            tiny-MLM checkpoint. The message says how to regenerate it.
+        CheckpointError: the file or its log is missing, has a different sha256, or is not a
+            wmbook tiny-MLM checkpoint. The message says how to regenerate it.
     """
     path = verify_checkpoint(path if path is not None else TINY_MLM_FILE, sha256, _REGENERATE,
                              where="wmbook/lab/mlm.py (TINY_MLM_SHA256)")
@@ -376,5 +380,9 @@ def load_tiny_mlm(path: str | Path | None = None, sha256: str | None = TINY_MLM_
     state["cls.predictions.decoder.weight"] = state["bert.embeddings.word_embeddings.weight"]
     model.load_state_dict(state)
     log_path = path.with_suffix(".json")
-    log = json.loads(log_path.read_text(encoding="utf-8")) if log_path.is_file() else {}
+    log = load_log(log_path, TINY_MLM_LOG_SHA256 if sha256 == TINY_MLM_SHA256 else None, _REGENERATE,
+                   where="wmbook/lab/mlm.py (TINY_MLM_LOG_SHA256)")
+    if log.get("sha256") != (sha256 or file_sha256(path)):
+        raise CheckpointError(f"training log {log_path} was written for a checkpoint with sha256 {log.get('sha256')}, "
+                              f"not for {path}; regenerate both with: {_REGENERATE}")
     return TinyMLM(model.eval(), TopKVocab(ckpt["vocab_ids"], ckpt["unk"]), MLMRecipe(**ckpt["recipe"]), log)
