@@ -1,10 +1,19 @@
-"""Induction-head data, the attention-only model and its scores (page 4.3); the KV-cache formula."""
+"""Induction-head data, the attention-only model and its scores (page 4.3); the page's training
+run, its checkpoint and log; the KV-cache formula."""
+import json
+import math
+from typing import NamedTuple
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 import wmbook
-from wmbook.lab.induction import AttnOnlyConfig, AttnOnlyTransformer, induction_scores, repeated_blocks
+from wmbook.data.checkpoint import CHECKPOINT_DIR, CheckpointError, file_sha256
+from wmbook.lab.induction import (INDUCTION_FILE, INDUCTION_LOG_SHA256, INDUCTION_SHA256, AttnOnlyConfig,
+                                  AttnOnlyTransformer, InductionRecipe, copy_losses, drop_step, icl_score,
+                                  induction_scores, load_induction, repeated_blocks, run_summary, save_induction,
+                                  train_induction)
 from wmbook.lab.measure import kv_cache_bytes
 
 
@@ -80,3 +89,132 @@ def test_kv_cache_bytes():
     assert kv_cache_bytes(32, 32, 128, n_tokens=4096) == 2 * 2**30  # Llama-2-7B, 2 GiB at 4096 tokens
     with pytest.raises(ValueError, match="n_layers"):
         kv_cache_bytes(-1, 1, 1)
+
+
+# --------------------------------------------------------------- the page's training run
+
+TINY = InductionRecipe(vocab_size=16, n_ctx=16, d_model=16, n_heads=2, min_period=3, max_period=5,
+                       batch_size=8, steps=12, eval_every=4, val_size=16)
+
+
+class _Out(NamedTuple):
+    logits: torch.Tensor
+
+
+class _Copier(torch.nn.Module):
+    """A perfect copier for sequences of one known period: the token one period back, else uniform."""
+
+    def __init__(self, period: int, vocab: int) -> None:
+        super().__init__()
+        self.period, self.vocab = period, vocab
+
+    def forward(self, tokens):
+        B, T = tokens.shape
+        logits = torch.zeros(B, T, self.vocab)
+        for t in range(self.period - 1, T):  # position t predicts token t + 1 = token t + 1 - period
+            logits[torch.arange(B), t, tokens[:, t + 1 - self.period]] = 50.0
+        return _Out(logits)
+
+
+def test_copy_losses_and_icl_score_of_a_perfect_copier():
+    tokens, copyable = repeated_blocks(8, 32, 16, 4, 4, generator=torch.Generator().manual_seed(0))
+    copier = _Copier(4, 16)
+    losses = copy_losses(copier, tokens, copyable)
+    assert losses["repeat_loss"] < 1e-6
+    assert losses["first_loss"] == pytest.approx(math.log(16), abs=1e-5)  # uniform: chance
+    assert icl_score(copier, tokens, late=20, early=3) == pytest.approx(-math.log(16), abs=1e-5)
+
+
+def test_drop_step():
+    assert drop_step([50, 100, 150], [4.0, 1.9, 0.5]) == 100
+    assert drop_step([50, 100], [4.0, 3.0]) is None
+    assert drop_step([50, 100], [4.0, 3.0], threshold=3.5) == 100
+
+
+def test_recipe_data_is_fixed():
+    recipe = InductionRecipe()
+    tokens, copyable = recipe.validation()
+    again, _ = recipe.validation()
+    assert tokens.shape == copyable.shape == (recipe.val_size, recipe.n_ctx) and torch.equal(tokens, again)
+    ref, _ = repeated_blocks(128, 64, 64, generator=torch.Generator().manual_seed(99))
+    assert torch.equal(tokens, ref)  # the validation set page 4.3 always used
+
+
+def test_a_shorter_run_is_the_start_of_the_longer_one():
+    """Constant learning rate: ``steps=N`` repeats the first N steps of any longer run exactly."""
+    with wmbook.threads(1):
+        short, h_short = train_induction(2, seed=3, recipe=TINY, steps=8)
+        full, h_full = train_induction(2, seed=3, recipe=TINY)
+    assert h_short.series("loss")[1] == h_full.series("loss")[1][:8]
+    assert h_short.series("repeat_loss") == ([4, 8], h_full.series("repeat_loss")[1][:2])
+    assert h_full.series("repeat_loss")[0] == [4, 8, 12] and not full.training
+    _, h_other = train_induction(2, seed=4, recipe=TINY, steps=8)
+    assert h_other.series("loss")[1] != h_short.series("loss")[1]  # the seed matters
+
+
+def test_save_and_load_a_run(tmp_path):
+    with wmbook.threads(1):
+        models, runs = {}, []
+        for n_layers in (2, 1):
+            model, history = train_induction(n_layers, seed=0, recipe=TINY)
+            summary = run_summary(model, history, TINY)
+            assert len(summary["prev_score"]) == len(summary["induction_score"]) == n_layers
+            models[n_layers] = model
+            runs.append({"n_layers": n_layers, "seed": 0, "summary": summary,
+                         "evals": [r for r in history.records if "repeat_loss" in r]})
+    path = tmp_path / "ind.pt"
+    sha = save_induction(path, models, TINY, runs, {"seeds": [0]})
+    assert sha == file_sha256(path)
+    run = load_induction(path, sha256=sha)
+    assert run.recipe == TINY and set(run.models) == {1, 2}
+    tokens, _ = TINY.validation()
+    for n, model in models.items():
+        assert torch.equal(run.models[n](tokens).logits, model(tokens).logits)
+    log = run.log
+    assert [(r["n_layers"], r["step"]) for r in log["evals"]] == [(2, 4), (2, 8), (2, 12), (1, 4), (1, 8), (1, 12)]
+    assert [s["n_layers"] for s in log["summaries"]] == [2, 1] and log["parameters"] == {
+        str(n): wmbook.count_parameters(m) for n, m in models.items()}
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_induction(path, sha256="0" * 64)
+    data = json.loads(path.with_suffix(".json").read_text())
+    data["sha256"] = "1" * 64  # a log written for another checkpoint
+    path.with_suffix(".json").write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match="written for a checkpoint"):
+        load_induction(path, sha256=None)
+    path.with_suffix(".json").unlink()
+    with pytest.raises(CheckpointError, match="missing.*train_induction.py"):
+        load_induction(path, sha256=None)
+
+
+def test_the_committed_run():
+    """The committed checkpoint and log (sha256-checked) hold what page 4.3 says: over every seed the
+    two-layer model learns to copy (repeated-token loss < 1 nat after a drop below 2 nats), the
+    one-layer model does not (> 2.5 nats), and first occurrences stay at chance."""
+    assert file_sha256(CHECKPOINT_DIR / INDUCTION_FILE) == INDUCTION_SHA256
+    assert file_sha256((CHECKPOINT_DIR / INDUCTION_FILE).with_suffix(".json")) == INDUCTION_LOG_SHA256
+    run = load_induction()
+    log = run.log
+    assert run.recipe == InductionRecipe() and len(log["seeds"]) >= 3
+    by = {n: [s for s in log["summaries"] if s["n_layers"] == n] for n in (2, 1)}
+    assert [s["seed"] for s in by[2]] == [s["seed"] for s in by[1]] == log["seeds"]
+    for s in by[2]:
+        assert s["repeat_loss"] < 1.0 and s["drop_step"] is not None and s["first_loss"] > 4.0
+        assert s["induction_score"][1] > 0.3 and s["icl_score"] < -2.0
+    for s in by[1]:
+        assert s["repeat_loss"] > 2.5 and s["drop_step"] is None
+    steps = [r["step"] for r in log["evals"] if r["n_layers"] == 2 and r["seed"] == 0]
+    assert steps == list(range(50, run.recipe.steps + 1, 50))
+
+
+def test_the_committed_log_starts_where_a_live_run_starts():
+    """The first 100 steps of seed 0, re-run here: the log's records at steps 50 and 100, rtol 1e-3
+    (the runs are seeded; another CPU changes only the order of float additions)."""
+    run = load_induction()
+    with wmbook.threads(1):
+        _, history = train_induction(2, seed=0, steps=100)
+    rows = [r for r in run.log["evals"] if r["n_layers"] == 2 and r["seed"] == 0][:2]
+    for (step, rep), (_, first), row in zip(zip(*history.series("repeat_loss")),
+                                            zip(*history.series("first_loss")), rows, strict=True):
+        assert step == row["step"]
+        assert rep == pytest.approx(row["repeat_loss"], rel=1e-3)
+        assert first == pytest.approx(row["first_loss"], rel=1e-3)
