@@ -35,8 +35,14 @@ def test_page_runs_in_a_fresh_environment_from_an_empty_folder(tmp_path):
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
     pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    # what Colab has before the page runs: torch and a kernel (the CPU wheel, as CI pins it)
-    subprocess.run([*pip, "torch==2.13.0", "ipykernel", "nbclient", "nbformat"], check=True, timeout=900)
+    # what Colab has before the page runs: torch and a kernel. torch as `make` installs it: the
+    # version requirements.txt pins, the CPU build where PyTorch's CPU index can be reached.
+    # PIP_COMPILE=0: no .pyc at install time (torch's alone cost a minute); imports compile what they use
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    clean.update(PIP_COMPILE="0")
+    subprocess.run(["make", "--no-print-directory", "torch", f"PYTHON={python}"], cwd=ROOT, env=clean,
+                   check=True, timeout=900)
+    subprocess.run([*pip, "ipykernel", "nbclient", "nbformat"], env=clean, check=True, timeout=900)
     source = tmp_path / "checkout"  # a copy, so pip's build files never land in the working tree
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns("_build", ".git", "*.egg-info", "build", "__pycache__"))
     workdir = tmp_path / "empty"
@@ -44,8 +50,7 @@ def test_page_runs_in_a_fresh_environment_from_an_empty_folder(tmp_path):
     probe = "import importlib.util; print(importlib.util.find_spec('wmbook') is None)"
     before = subprocess.run([str(python), "-c", probe], cwd=workdir, capture_output=True, text=True, check=True)
     assert before.stdout.strip() == "True", "wmbook must not be importable before the install cell runs"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    env.update(WMBOOK_PIP_SPEC=str(source), PATH=f"{env_dir / 'bin'}:{env['PATH']}")
+    env = dict(clean, WMBOOK_PIP_SPEC=str(source), PATH=f"{env_dir / 'bin'}:{clean['PATH']}")
     # the model page first (its install cell installs wmbook), then the explorer's page
     for page in PAGES:
         shutil.copy(page, workdir / page.name)  # only the notebook, as Colab opens it
