@@ -1,50 +1,75 @@
-"""Train the students of page 5.2 over several seeds and store their results.
+"""Train the students of page 5.2 over several seeds and store their results with a training log.
 
-    WMBOOK_DATA_DIR=/work/shared/data python scripts/sst2_students.py
+    WMBOOK_DATA_DIR=/work/shared/data python scripts/sst2_students.py   # the committed run, 5-10 min
+    python scripts/sst2_students.py --seeds 1 --steps 2 --out /tmp/s.pt   # a smoke test
 
-For each arm of wmbook.lab.distill_bert.train_student ("labels", "distilled", "all labels") and
-each seed, trains a 2-layer BERT student and records its SST-2 dev accuracy; stores the
-accuracies and the distilled student of seed 0 in wmbook/data/checkpoints/sst2_students.pt and
-prints its sha256 (record it as SST2_STUDENTS_SHA256 in wmbook/lab/distill_bert.py). Each run
-is deterministic (one thread, seeded): the page re-runs one seed and checks it matches.
+For each arm of wmbook.lab.distill_bert.run_student ("labels", "distilled", "all labels") and
+each of ``--seeds`` seeds (``--seed``, ``--seed`` + 1, ...), trains a 2-layer BERT student for
+``--steps`` steps with 1,000 labelled sentences and records its SST-2 dev accuracy; then the
+"labels" and "distilled" arms again with ``--fewer-labels`` labelled sentences (page 5.2's
+exercise 2; 0 skips them). Writes wmbook/data/checkpoints/sst2_students.pt (the accuracies and
+the distilled student of the first seed) and, next to it, sst2_students.json: the recipe, every
+run's dev accuracy and the training loss at every step of the first seed of each arm
+(``wmbook.lab.distill_bert.train_students`` / ``save_sst2_students``). Prints both sha256s:
+record them as SST2_STUDENTS_SHA256 and SST2_STUDENTS_LOG_SHA256 in wmbook/lab/distill_bert.py.
+
+Each student trains on one thread whatever ``--threads`` says (``run_student`` fixes it;
+``--threads`` applies to the rest), seeded, with a constant learning rate: ``--steps N`` repeats
+the first N steps of the committed runs exactly on one machine (page 5.2 re-runs the first steps
+of seed 0 and compares them with the log). ``--arms`` restricts the arms (the files then hold
+only those). Options: ``--help`` (the shared command line of scripts/_common.py, plus
+``--seeds``, ``--arms`` and ``--fewer-labels``).
 """
 from __future__ import annotations
 
-import argparse
-import hashlib
+import platform
 import time
-from pathlib import Path
 
 import torch
+from _common import parse, script_parser  # scripts/_common.py
 
-from wmbook.data.checkpoint import CHECKPOINT_DIR
-from wmbook.lab.distill_bert import (ARMS, SST2_STUDENTS_FILE, load_sst2_teacher, student_accuracy, student_data,
-                                 train_student)
+from wmbook.data.checkpoint import CHECKPOINT_DIR, file_sha256
+from wmbook.lab.distill_bert import (ARMS, SST2_STUDENTS_FILE, StudentsRecipe, load_sst2_teacher,
+                                     save_sst2_students, student_data, train_students)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=400)
-    parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR / SST2_STUDENTS_FILE)
-    args = parser.parse_args()
+def parser():
+    """The command line; its defaults are the committed run's."""
+    recipe = StudentsRecipe()
+    p = script_parser(__doc__, steps=recipe.steps, out=CHECKPOINT_DIR / SST2_STUDENTS_FILE,
+                      steps_help=f"training steps of each student (batches of {recipe.batch_size})")
+    p.add_argument("--seeds", type=int, default=recipe.seeds, help="students per arm (default: %(default)s)")
+    p.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS), metavar="ARM",
+                   help=f"which arms to train, of {', '.join(map(repr, ARMS))} (default: all)")
+    p.add_argument("--fewer-labels", type=int, default=recipe.fewer_labels, metavar="N",
+                   help="train the 'labels' and 'distilled' arms again with N labelled sentences "
+                        "(0: do not; default: %(default)s)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    command_line = parser()
+    args = parse(command_line, argv)
+    if args.seeds < 1:
+        command_line.error("--seeds must be >= 1")
+    if args.fewer_labels < 0:
+        command_line.error("--fewer-labels must be >= 0")
+    recipe = StudentsRecipe(steps=args.steps, seeds=args.seeds, seed=args.seed, arms=tuple(args.arms),
+                            fewer_labels=args.fewer_labels)
     t0 = time.time()
     teacher = load_sst2_teacher()
     data = student_data(teacher)
-    results = {arm: [] for arm in ARMS}
-    kept = None
-    for arm in ARMS:
-        for seed in range(args.seeds):
-            model = train_student(data, teacher, arm, seed, steps=args.steps)
-            results[arm].append(student_accuracy(model, data))
-            if arm == "distilled" and seed == 0:
-                kept = {k: v.clone() for k, v in model.state_dict().items()}
-            print(f"{arm:10s} seed {seed}: dev accuracy {results[arm][-1]:.4f}  ({time.time() - t0:.0f} s)",
-                  flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"accuracy": results, "steps": args.steps, "distilled_seed0": kept}, args.out)
-    print("wrote", args.out, "sha256", hashlib.sha256(args.out.read_bytes()).hexdigest())
+    results = train_students(data, teacher, recipe,
+                             report=lambda line: print(f"{line}  ({time.time() - t0:.0f} s)", flush=True))
+    seconds = time.time() - t0
+    sha = save_sst2_students(args.out, results, recipe,
+                             {"train_seconds": round(seconds, 1), "threads": args.threads,
+                              "torch": str(torch.__version__), "python": platform.python_version()})
+    print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.2f} MiB) in {seconds:.0f} s")
+    print(f"log sha256 {file_sha256(args.out.with_suffix('.json'))}")
+    print(f"sha256 {sha}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

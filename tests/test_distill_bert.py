@@ -1,13 +1,14 @@
-"""Page 5.2's teacher and students: the committed files, determinism, errors."""
-import subprocess
-import sys
-
+"""Page 5.2's teacher and students: the committed files and log, determinism, errors."""
 import pytest
 import torch
 
-from tools.book import ROOT
-from wmbook.lab.distill_bert import (ARMS, load_sst2_students, load_sst2_teacher, student_accuracy, student_data,
-                                 train_student)
+import json
+
+from wmbook.data.checkpoint import CHECKPOINT_DIR, CheckpointError, file_sha256
+from wmbook.lab.distill_bert import (ARMS, SST2_STUDENTS_FILE, SST2_STUDENTS_LOG_SHA256, SST2_STUDENTS_SHA256,
+                                     StudentsRecipe, curve_key, load_sst2_students, load_sst2_teacher, run_student,
+                                     save_sst2_students, student_accuracy, student_data, train_student,
+                                     train_students)
 
 
 @pytest.fixture(scope="module")
@@ -41,19 +42,85 @@ def test_train_student_is_deterministic_and_checks_the_arm(teacher_and_data):
         train_student(data, teacher, "soft", seed=0, steps=1)
 
 
-@pytest.mark.slow
-def test_scripts_run(tmp_path):
-    out = tmp_path / "students.pt"
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "sst2_students.py"), "--seeds", "1",
-                             "--steps", "2", "--out", str(out)], capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert out.exists() and "sha256" in result.stdout
+def test_a_short_run_is_the_start_of_a_longer_one(teacher_and_data):
+    """Constant learning rate: ``steps=N`` repeats the first N steps of a longer run exactly."""
+    teacher, data = teacher_and_data
+    short = run_student(data, teacher, "distilled", seed=2, steps=3).history.series("loss")
+    full = run_student(data, teacher, "distilled", seed=2, steps=5).history.series("loss")
+    assert short == ([0, 1, 2], full[1][:3]) and full[0] == [0, 1, 2, 3, 4]
+    other = run_student(data, teacher, "labels", seed=2, steps=3).history.series("loss")[1]
+    assert other != short[1]  # the arm matters
+    with pytest.raises(ValueError, match="n_labelled"):
+        run_student(data, teacher, "labels", seed=0, n_labelled=0, steps=1)
 
 
-@pytest.mark.slow
-def test_teacher_script_runs(tmp_path):
-    out = tmp_path / "teacher.pt"
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "sst2_teacher.py"), "--size", "16",
-                             "--steps", "2", "--out", str(out)], capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert out.exists() and "sha256" in result.stdout
+def test_students_recipe():
+    recipe = StudentsRecipe(steps=2, seeds=2, seed=3, arms=("distilled", "labels"), fewer_labels=100)
+    assert recipe.arms == ("labels", "distilled")  # in the order of ARMS
+    assert recipe.runs() == [("labels", 1000, 3), ("labels", 1000, 4), ("distilled", 1000, 3), ("distilled", 1000, 4),
+                             ("labels", 100, 3), ("labels", 100, 4), ("distilled", 100, 3), ("distilled", 100, 4)]
+    assert StudentsRecipe(seeds=1, arms=("all labels",)).runs() == [("all labels", 1000, 0)]
+    assert StudentsRecipe(seeds=1, fewer_labels=0).runs() == [(a, 1000, 0) for a in ARMS]
+    for bad in (dict(steps=0), dict(seeds=0), dict(seed=-1), dict(arms=()), dict(arms=("soft",))):
+        with pytest.raises(ValueError):
+            StudentsRecipe(**bad)
+
+
+def test_train_save_and_load_students(teacher_and_data, tmp_path):
+    teacher, data = teacher_and_data
+    recipe = StudentsRecipe(steps=2, seeds=2, arms=("distilled",), fewer_labels=50)
+    lines = []
+    results = train_students(data, teacher, recipe, report=lines.append)
+    assert len(lines) == 4 and set(results["accuracy"]) == {"distilled"}
+    assert len(results["accuracy"]["distilled"]) == len(results["fewer_labels"]["accuracy"]["distilled"]) == 2
+    assert set(results["loss_curves"]) == {curve_key("distilled", 1000, 0), curve_key("distilled", 50, 0)}
+    assert all(len(c) == 2 for c in results["loss_curves"].values())
+    path = tmp_path / "students.pt"
+    sha = save_sst2_students(path, results, recipe, {"train_seconds": 1.0})
+    assert sha == file_sha256(path)
+    back = load_sst2_students(path, sha256=sha)
+    assert back["accuracy"] == results["accuracy"] and back["fewer_labels"]["n_labelled"] == 50
+    log = back["log"]
+    assert log["recipe"]["steps"] == 2 and log["train_seconds"] == 1.0 and log["sha256"] == sha
+    assert [(r["arm"], r["n_labelled"], r["seed"]) for r in log["evals"]] == [
+        ("distilled", 1000, 0), ("distilled", 1000, 1), ("distilled", 50, 0), ("distilled", 50, 1)]
+    assert log["evals"][0]["dev_acc"] == pytest.approx(results["accuracy"]["distilled"][0], abs=1e-6)
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_sst2_students(path, sha256="0" * 64)
+    log_path = path.with_suffix(".json")
+    foreign = json.loads(log_path.read_text())
+    foreign["sha256"] = "1" * 64
+    log_path.write_text(json.dumps(foreign))
+    with pytest.raises(CheckpointError, match="written for a checkpoint"):
+        load_sst2_students(path, sha256=None)
+    log_path.unlink()
+    with pytest.raises(CheckpointError, match="missing.*sst2_students.py"):
+        load_sst2_students(path, sha256=None)
+
+
+def test_the_committed_students_and_log():
+    """Both files have their recorded sha256; five seeds per arm, also with fewer labels; the
+    log holds the loss of every step of the first seed of each arm."""
+    path = CHECKPOINT_DIR / SST2_STUDENTS_FILE
+    assert file_sha256(path) == SST2_STUDENTS_SHA256
+    assert file_sha256(path.with_suffix(".json")) == SST2_STUDENTS_LOG_SHA256
+    results = load_sst2_students()
+    recipe = StudentsRecipe(**{k: tuple(v) if k == "arms" else v for k, v in results["log"]["recipe"].items()})
+    assert recipe == StudentsRecipe() and results["steps"] == recipe.steps
+    few = results["fewer_labels"]
+    assert few["n_labelled"] == recipe.fewer_labels and set(few["accuracy"]) == {"labels", "distilled"}
+    assert all(len(a) == recipe.seeds for a in (*results["accuracy"].values(), *few["accuracy"].values()))
+    curves = results["log"]["loss_curves"]
+    assert set(curves) == {curve_key(arm, n, recipe.seed) for arm, n, seed in recipe.runs() if seed == recipe.seed}
+    assert all(len(c) == recipe.steps for c in curves.values())
+    assert len(results["log"]["evals"]) == len(recipe.runs())
+
+
+def test_the_committed_log_starts_where_a_live_run_starts(teacher_and_data):
+    """The first 10 steps of the distilled and labels students of seed 0, re-run here: the logged
+    losses within rtol 1e-3 (another CPU changes only the order of float additions)."""
+    teacher, data = teacher_and_data
+    curves = load_sst2_students()["log"]["loss_curves"]
+    for arm in ("labels", "distilled"):
+        live = run_student(data, teacher, arm, seed=0, steps=10).history.series("loss")[1]
+        assert live == pytest.approx(curves[curve_key(arm, 1000, 0)][:10], rel=1e-3)

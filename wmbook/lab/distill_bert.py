@@ -6,16 +6,23 @@ committed script ``scripts/sst2_teacher.py`` runs MiniLM over a transfer set of 
 training sentences and the dev set once, trains the head, and stores the head, the teacher's
 logits and the sentence indices (about 100 KB) in ``wmbook/data/checkpoints/sst2_teacher.pt``;
 :func:`load_sst2_teacher` reads it back after checking its sha256.
+
+The students (:func:`run_student`) are trained over several seeds by ``scripts/sst2_students.py``
+(:func:`train_students`), which stores their dev accuracies, the distilled student of the first
+seed and a JSON training log (the loss at every step of each arm's first seed) in
+``sst2_students.pt`` / ``sst2_students.json``; :func:`load_sst2_students` checks both sha256s.
+The learning rate is constant, so ``steps=N`` repeats the first N steps of a longer run exactly
+(on one machine): page 5.2 re-runs the first steps and compares them with the log.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from wmbook.data.checkpoint import CHECKPOINT_DIR, verify_checkpoint
+from wmbook.data.checkpoint import CHECKPOINT_DIR, CheckpointError, file_sha256, load_log, verify_checkpoint
 
 SST2_TEACHER_FILE = "sst2_teacher.pt"
 #: sha256 of the committed file, as printed by ``scripts/sst2_teacher.py``.
@@ -114,16 +121,30 @@ def student_accuracy(model, data: StudentData) -> float:
 
 
 ARMS = ("labels", "distilled", "all labels")
+BATCH_SIZE = 64  # sentences per batch (and as many again for the soft targets of "distilled")
+LR = 2e-3  # AdamW, constant (no warm-up, no decay): a shorter run is the start of a longer one
 
 
-def train_student(data: StudentData, teacher: SST2Teacher, arm: str, seed: int, n_labelled: int = 1000,
-                  steps: int = 400, tau: float = 2.0, alpha: float = 0.5):
-    """Train one student and return it.
+class StudentRun(NamedTuple):
+    """What :func:`run_student` returns."""
+
+    model: nn.Module  # a BertForSequenceClassification, in eval mode
+    history: "History"  # wmbook.nn.train.History: the batch loss (and lr) at every step
+
+
+def run_student(data: StudentData, teacher: SST2Teacher, arm: str, seed: int, n_labelled: int = 1000,
+                steps: int = 400, tau: float = 2.0, alpha: float = 0.5) -> StudentRun:
+    r"""Train one student and return it with its loss history.
 
     ``"labels"``: the labels of the first ``n_labelled`` transfer sentences only.
-    ``"distilled"``: the same labels, plus the teacher's soft targets on the whole transfer set
-    (:func:`wmbook.lab.distill.hinton_loss` without labels, weight ``1 - alpha``).
+    ``"distilled"``: the same labels, plus the teacher's soft targets on the whole transfer set:
+    :math:`L = \alpha\,\mathrm{CE}(y, \sigma(z_s)) + (1-\alpha)\,\tau^2\,\mathrm{CE}(\sigma(z_t/\tau), \sigma(z_s/\tau))`
+    (:func:`wmbook.lab.distill.hinton_loss` without labels, weight ``1 - alpha``), each term on its
+    own batch of :data:`BATCH_SIZE` sentences.
     ``"all labels"``: the true labels of the whole transfer set (what the soft targets stand in for).
+
+    Seeded (weights, batches, dropout) and on one thread, so a run repeats exactly on one machine;
+    the learning rate is constant, so ``steps=N`` is exactly the first N steps of a longer run.
     """
     import torch.nn.functional as F
 
@@ -134,34 +155,140 @@ def train_student(data: StudentData, teacher: SST2Teacher, arm: str, seed: int, 
 
     if arm not in ARMS:
         raise ValueError(f"arm must be one of {ARMS}, got {arm!r}")
+    if not 0 < n_labelled <= len(data.y):
+        raise ValueError(f"n_labelled must be in 1..{len(data.y)}, got {n_labelled}")
     seed_everything(seed)
     gen = torch.Generator().manual_seed(seed)
     model = BertForSequenceClassification(student_config(data.vocab_size))
     n = len(data.y) if arm == "all labels" else n_labelled
 
     def loss(m, step):
-        i = torch.randint(0, n, (64,), generator=gen)
+        i = torch.randint(0, n, (BATCH_SIZE,), generator=gen)
         hard = F.cross_entropy(_batch_logits(m, data.X[i], data.lengths[i]), data.y[i])
         if arm != "distilled":
             return hard
-        j = torch.randint(0, len(data.y), (64,), generator=gen)
+        j = torch.randint(0, len(data.y), (BATCH_SIZE,), generator=gen)
         soft = hinton_loss(_batch_logits(m, data.X[j], data.lengths[j]), teacher.transfer_logits[j], None, tau=tau)
         return alpha * hard + (1 - alpha) * soft
 
     with threads(1):  # a tiny model: one thread is faster, and the run is repeatable
-        run_training(model, loss, steps=steps, lr=2e-3, progress=False)
-    return model.eval()
+        history = run_training(model, loss, steps=steps, lr=LR, progress=False)
+    return StudentRun(model.eval(), history)
+
+
+def train_student(data: StudentData, teacher: SST2Teacher, arm: str, seed: int, n_labelled: int = 1000,
+                  steps: int = 400, tau: float = 2.0, alpha: float = 0.5):
+    """Train one student (:func:`run_student`) and return the model only."""
+    return run_student(data, teacher, arm, seed, n_labelled, steps, tau, alpha).model
+
+
+@dataclass(frozen=True)
+class StudentsRecipe:
+    """The runs of ``scripts/sst2_students.py`` (its defaults are the committed file's)."""
+
+    steps: int = 400
+    seeds: int = 5  # seeds seed, seed + 1, ...
+    seed: int = 0
+    arms: tuple = ARMS
+    n_labelled: int = 1000
+    fewer_labels: int = 250  # the "labels" and "distilled" arms again with this many labels (0: not run)
+    tau: float = 2.0
+    alpha: float = 0.5
+    batch_size: int = BATCH_SIZE
+    lr: float = LR
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.seeds < 1 or self.seed < 0:
+            raise ValueError(f"steps and seeds must be >= 1 and seed >= 0, got {self}")
+        if not self.arms or set(self.arms) - set(ARMS):
+            raise ValueError(f"arms must be some of {ARMS}, got {self.arms}")
+        object.__setattr__(self, "arms", tuple(a for a in ARMS if a in self.arms))
+
+    def runs(self) -> list[tuple[str, int, int]]:
+        """``(arm, n_labelled, seed)`` of every run, in the order they are trained."""
+        seeds = range(self.seed, self.seed + self.seeds)
+        runs = [(arm, self.n_labelled, s) for arm in self.arms for s in seeds]
+        if self.fewer_labels:
+            runs += [(arm, self.fewer_labels, s) for arm in ("labels", "distilled") if arm in self.arms
+                     for s in seeds]
+        return runs
+
+
+def curve_key(arm: str, n_labelled: int, seed: int) -> str:
+    """The key of a loss curve in the students' log, e.g. ``"distilled/1000/0"``."""
+    return f"{arm}/{n_labelled}/{seed}"
+
+
+def train_students(data: StudentData, teacher: SST2Teacher, recipe: StudentsRecipe = StudentsRecipe(),
+                   report: Callable[[str], None] | None = None) -> dict:
+    """Every run of ``recipe`` (:meth:`StudentsRecipe.runs`), as :func:`save_sst2_students` stores them.
+
+    Returns ``{"accuracy": {arm: [dev accuracy per seed]}, "fewer_labels": {"n_labelled": n,
+    "accuracy": {arm: [...]}}, "steps": ..., "distilled_seed0": state dict of the distilled
+    student of the first seed (or None), "loss_curves": {curve_key: [loss per step]} for the
+    first seed of every arm}``. ``report`` gets a line per run.
+    """
+    out = {"accuracy": {}, "fewer_labels": {"n_labelled": recipe.fewer_labels, "accuracy": {}},
+           "steps": recipe.steps, "distilled_seed0": None, "loss_curves": {}}
+    for arm, n, seed in recipe.runs():
+        run = run_student(data, teacher, arm, seed, n_labelled=n, steps=recipe.steps, tau=recipe.tau,
+                          alpha=recipe.alpha)
+        acc = student_accuracy(run.model, data)
+        table = out["accuracy"] if n == recipe.n_labelled else out["fewer_labels"]["accuracy"]
+        table.setdefault(arm, []).append(acc)
+        if seed == recipe.seed:
+            out["loss_curves"][curve_key(arm, n, seed)] = [round(v, 6) for v in run.history.series("loss")[1]]
+            if arm == "distilled" and n == recipe.n_labelled:
+                out["distilled_seed0"] = {k: v.clone() for k, v in run.model.state_dict().items()}
+        if report:
+            report(f"{arm:10s} {n:5d} labels, seed {seed}: dev accuracy {acc:.4f}")
+    return out
+
+
+def save_sst2_students(path, results: dict, recipe: StudentsRecipe, extra: dict | None = None) -> str:
+    """Write :func:`train_students`' results: the ``.pt`` (accuracies, steps, the kept student) and,
+    next to it, the JSON log (recipe, one ``evals`` record per run with its dev accuracy, the loss
+    curves, ``extra``). Returns the ``.pt``'s sha256."""
+    from wmbook.data.checkpoint import save_with_log
+    from wmbook.nn.train import History
+
+    payload = {k: results[k] for k in ("accuracy", "fewer_labels", "steps", "distilled_seed0")}
+    records = [{"step": recipe.steps, "arm": arm, "n_labelled": n, "seed": recipe.seed + i, "dev_acc": acc}
+               for table, n in ((results["accuracy"], recipe.n_labelled),
+                                (results["fewer_labels"]["accuracy"], recipe.fewer_labels))
+               for arm, accs in table.items() for i, acc in enumerate(accs)]
+    n_parameters = sum(v.numel() for v in (results["distilled_seed0"] or {}).values()) or None
+    return save_with_log(path, payload, History(records), recipe, n_parameters, "dev_acc",
+                         {"loss_curves": results["loss_curves"], **(extra or {})})
 
 
 SST2_STUDENTS_FILE = "sst2_students.pt"
 #: sha256 of the committed file, as printed by ``scripts/sst2_students.py``.
-SST2_STUDENTS_SHA256 = "8f85ffcc0f0710bfad15506bfe1d8f68bd01c24f622ba97edf909bf51ae44cb4"
+SST2_STUDENTS_SHA256 = "13169c9e79d6fc67e5e385389ff79697f5c12a21e8e0febe2b0e319fd9d5345f"
+#: sha256 of its training log (``sst2_students.json``), as printed by the same script.
+SST2_STUDENTS_LOG_SHA256 = "978e74352c18eda800a52d5804dbc46e654fc6083bec2d5ea89bca3126dfc4aa"
+_STUDENTS_REGENERATE = "python scripts/sst2_students.py  (5-10 minutes on a laptop CPU)"
 
 
-def load_sst2_students() -> dict:
-    """Results of ``scripts/sst2_students.py``: per arm and seed the dev accuracy, and the
-    state dict of the distilled student of seed 0."""
-    path = verify_checkpoint(CHECKPOINT_DIR / SST2_STUDENTS_FILE, SST2_STUDENTS_SHA256,
-                             "python scripts/sst2_students.py  (a few minutes on a laptop CPU)",
-                             where="wmbook/lab/distill_bert.py (SST2_STUDENTS_SHA256)")
-    return torch.load(path, map_location="cpu", weights_only=True)
+def load_sst2_students(path=None, sha256: str | None = SST2_STUDENTS_SHA256) -> dict:
+    """Results of ``scripts/sst2_students.py``, sha256-checked with their training log.
+
+    ``{"accuracy": {arm: [dev accuracy per seed]}, "fewer_labels": {"n_labelled": 250, "accuracy":
+    {"labels": [...], "distilled": [...]}}, "steps": 400, "distilled_seed0": the distilled student's
+    state dict (first seed), "log": the JSON log}``; the log holds the recipe, every run's dev
+    accuracy (``evals``) and the loss at every step of each arm's first seed (``loss_curves``,
+    keys :func:`curve_key`). Pass ``path`` (and ``sha256=None``) for a run of your own.
+    """
+    from pathlib import Path
+
+    path = verify_checkpoint(Path(path) if path is not None else CHECKPOINT_DIR / SST2_STUDENTS_FILE, sha256,
+                             _STUDENTS_REGENERATE, where="wmbook/lab/distill_bert.py (SST2_STUDENTS_SHA256)")
+    results = torch.load(path, map_location="cpu", weights_only=True)
+    log_path = path.with_suffix(".json")
+    results["log"] = load_log(log_path, SST2_STUDENTS_LOG_SHA256 if sha256 == SST2_STUDENTS_SHA256 else None,
+                              _STUDENTS_REGENERATE, where="wmbook/lab/distill_bert.py (SST2_STUDENTS_LOG_SHA256)")
+    if results["log"].get("sha256") != (sha256 or file_sha256(path)):
+        raise CheckpointError(f"training log {log_path} was written for a checkpoint with sha256 "
+                              f"{results['log'].get('sha256')}, not for {path}; regenerate both with: "
+                              f"{_STUDENTS_REGENERATE}")
+    return results

@@ -15,22 +15,29 @@ The pieces the page needs, in the order it uses them:
 * :func:`save_gpt_checkpoint`, :func:`load_gpt_checkpoint`, :func:`load_sst2_gpt` — a small GPT
   language model pre-trained on the SST-2 training sentences by ``scripts/pretrain_sst2_gpt.py``,
   stored in ``wmbook/data/checkpoints/`` and checked against its recorded sha256 when loaded.
+* :class:`FineTuneRecipe`, :func:`fine_tune_gpt`, :func:`classify` — fine-tuning that GPT (or
+  the same architecture from random weights) on labelled sentences: cross-entropy of
+  :math:`\mathrm{softmax}(W h + b)` against the labels, :math:`h` the mean final hidden state of a
+  sentence, batches of sentences of similar length. ``scripts/finetune_sst2_gpt.py`` runs both
+  starts over several seeds (:func:`fine_tune_runs`) and stores the dev accuracies and a training
+  log (:func:`save_finetune_runs`, :func:`load_sst2_finetune`, both sha256-checked).
 
 A causal model needs no padding mask when the padding is on the right: position ``t`` reads only
 positions ``<= t``, so the hidden states of the real tokens do not depend on the padding.
 """
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, NamedTuple, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from wmbook.nn.attention import causal_mask
-from wmbook.data.checkpoint import CHECKPOINT_DIR, file_sha256, verify_checkpoint
+from wmbook.data.checkpoint import CHECKPOINT_DIR, CheckpointError, file_sha256, load_log, verify_checkpoint
 from wmbook.nn.gpt import GPT, GPTConfig
 
 SST2_GPT_FILE = "sst2_gpt.pt"
@@ -275,9 +282,162 @@ def load_sst2_gpt() -> PretrainedGPT:
     return load_gpt_checkpoint(CHECKPOINT_DIR / SST2_GPT_FILE, SST2_GPT_SHA256)
 
 
+# --- fine-tuning for classification (page 5.3.2) --------------------------------------------
+
+FINETUNE_STARTS = ("pre-trained", "random")
+SST2_FINETUNE_FILE = "sst2_finetune.pt"
+SST2_FINETUNE_SHA256 = "a0226a20fe0d9a1d4f67e737cf9fe5216b803054f359b82e37edf732309d9a1a"
+"""sha256 of ``wmbook/data/checkpoints/sst2_finetune.pt``, as printed by ``scripts/finetune_sst2_gpt.py``."""
+SST2_FINETUNE_LOG_SHA256 = "4efa11eaf5679c126b49fa98c3a3e5afdd0dee05d0f578e2b4a25ff20294435c"
+"""sha256 of its training log ``sst2_finetune.json``, as printed by the same script."""
+_FINETUNE_REGENERATE = "python scripts/finetune_sst2_gpt.py  (1-2 minutes on a laptop CPU)"
+
+
+@dataclass(frozen=True)
+class FineTuneRecipe:
+    """Fine-tuning (b) and training from scratch (c) of page 5.3.2: the same recipe, two starts.
+
+    AdamW, a linear warm-up to ``lr`` over ``warmup`` steps, then constant (so ``steps=N`` is
+    exactly the first N steps of a longer run), dropout as in the body's config, a head on the
+    ``pool``-ed final hidden state. Each step draws one batch of ``batch_size`` training
+    sentences of similar length (:func:`length_buckets`).
+    """
+
+    steps: int = 200
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup: int = 25
+    weight_decay: float = 0.01
+    pool: str = "mean"
+    seeds: int = 5  # seed, seed + 1, ... for each start
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if min(self.steps, self.batch_size, self.seeds) < 1 or self.seed < 0 or self.warmup < 0:
+            raise ValueError(f"steps, batch_size and seeds must be >= 1, seed and warmup >= 0, got {self}")
+        if self.pool not in ("last", "mean"):
+            raise ValueError(f"pool must be 'last' or 'mean', got {self.pool!r}")
+
+
+def length_buckets(seqs: Sequence[Sequence[int]], size: int) -> list[list[int]]:
+    """Indices of ``seqs`` sorted by length (ties: by index), cut into batches of ``size``: little padding."""
+    by_length = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    return [by_length[i : i + size] for i in range(0, len(by_length), size)]
+
+
+class FineTuneRun(NamedTuple):
+    """What :func:`fine_tune_gpt` returns."""
+
+    model: GPTClassifier  # in eval mode
+    history: "History"  # wmbook.nn.train.History: the batch loss (and lr) at every step
+
+
+def fine_tune_gpt(lm: GPT, x_train: Sequence[Sequence[int]], y_train: Tensor, start: str, seed: int,
+                  recipe: FineTuneRecipe = FineTuneRecipe(), steps: int | None = None) -> FineTuneRun:
+    r"""Train a :class:`GPTClassifier` on ``(x_train, y_train)``: all weights, ``recipe``'s steps (or ``steps``).
+
+    ``start="pre-trained"`` starts the body from a copy of ``lm`` (which is not changed);
+    ``"random"`` from fresh weights of the same configuration. The loss is
+    :math:`\mathrm{CE}(y, \mathrm{softmax}(W\,\mathrm{pool}(h) + b))` on ``(B, C)`` logits and ``(B,)`` labels.
+    ``seed`` sets the fresh weights, the head, the batches and the dropout; the run is on one thread,
+    so it repeats exactly on one machine.
+    """
+    import torch.nn.functional as F
+
+    from wmbook.nn.runtime import seed_everything, threads
+    from wmbook.nn.train import train
+
+    if start not in FINETUNE_STARTS:
+        raise ValueError(f"start must be one of {FINETUNE_STARTS}, got {start!r}")
+    if len(x_train) != len(y_train):
+        raise ValueError(f"{len(x_train)} sentences but {len(y_train)} labels")
+    seed_everything(seed)
+    g = torch.Generator().manual_seed(seed)
+    body = copy.deepcopy(lm) if start == "pre-trained" else GPT(copy.deepcopy(lm.cfg))
+    clf = GPTClassifier(body, n_classes=2, pool=recipe.pool)
+    buckets = length_buckets(x_train, recipe.batch_size)
+
+    def loss_fn(m: GPTClassifier, step: int) -> Tensor:
+        idx = buckets[torch.randint(0, len(buckets), (1,), generator=g).item()]  # one random bucket
+        ids, lengths = pad_batch([x_train[i] for i in idx])
+        return F.cross_entropy(m(ids, lengths), y_train[idx])  # (B, C) vs (B,)
+
+    with threads(1):  # a small model: one thread is faster, and the run is repeatable
+        history = train(clf, loss_fn, steps=recipe.steps if steps is None else steps, lr=recipe.lr,
+                        warmup=recipe.warmup, weight_decay=recipe.weight_decay, progress=False)
+    return FineTuneRun(clf.eval(), history)
+
+
+@torch.no_grad()
+def classify(clf: nn.Module, seqs: Sequence[Sequence[int]], batch_size: int = 128, n_classes: int = 2) -> Tensor:
+    """Logits (N, C) of ``clf(ids, lengths)`` for every sequence, in length-sorted batches (eval mode)."""
+    clf.eval()
+    logits = torch.empty(len(seqs), n_classes)
+    for idx in length_buckets(seqs, batch_size):
+        logits[idx] = clf(*pad_batch([seqs[i] for i in idx]))
+    return logits
+
+
+def fine_tune_runs(lm: GPT, x_train, y_train: Tensor, x_dev, y_dev: Tensor, recipe: FineTuneRecipe = FineTuneRecipe(),
+                   report: Callable[[str], None] | None = None) -> dict:
+    """Both starts over ``recipe.seeds`` seeds: ``{"accuracy": {start: [dev accuracy per seed]},
+    "loss_curves": {"<start>/<seed>": [loss per step]}}``. ``report`` gets a line per run."""
+    out: dict = {"accuracy": {}, "loss_curves": {}}
+    for start in FINETUNE_STARTS:
+        for seed in range(recipe.seed, recipe.seed + recipe.seeds):
+            run = fine_tune_gpt(lm, x_train, y_train, start, seed, recipe)
+            acc = (classify(run.model, x_dev).argmax(-1) == y_dev).float().mean().item()
+            out["accuracy"].setdefault(start, []).append(acc)
+            out["loss_curves"][f"{start}/{seed}"] = [round(v, 6) for v in run.history.series("loss")[1]]
+            if report:
+                report(f"{start:11s} seed {seed}: dev accuracy {acc:.4f}")
+    return out
+
+
+def save_finetune_runs(path: str | Path, results: dict, recipe: FineTuneRecipe, n_parameters: int,
+                       extra: dict | None = None) -> str:
+    """Write :func:`fine_tune_runs`' accuracies (``.pt``) and, next to it, the JSON log (the recipe,
+    one ``evals`` record per run with its dev accuracy, the loss curves, ``extra``); returns the sha256."""
+    from wmbook.data.checkpoint import save_with_log
+    from wmbook.nn.train import History
+
+    payload = {"accuracy": results["accuracy"], "recipe": asdict(recipe)}
+    records = [{"step": recipe.steps, "start": start, "seed": recipe.seed + i, "dev_acc": acc}
+               for start, accs in results["accuracy"].items() for i, acc in enumerate(accs)]
+    return save_with_log(path, payload, History(records), recipe, n_parameters, "dev_acc",
+                         {"loss_curves": results["loss_curves"], **(extra or {})})
+
+
+class FineTuneResults(NamedTuple):
+    """What :func:`load_sst2_finetune` returns."""
+
+    accuracy: dict  # {start: [SST-2 dev accuracy per seed]}
+    recipe: FineTuneRecipe
+    log: dict  # the JSON training log: "evals" (one per run), "loss_curves" ("<start>/<seed>": losses)
+
+
+def load_sst2_finetune(path: str | Path | None = None, sha256: str | None = SST2_FINETUNE_SHA256) -> FineTuneResults:
+    """The results of ``scripts/finetune_sst2_gpt.py`` (page 5.3.2) with their log, both sha256-checked.
+
+    Pass ``path`` (and ``sha256=None``) for a run of your own.
+    """
+    path = verify_checkpoint(Path(path) if path is not None else CHECKPOINT_DIR / SST2_FINETUNE_FILE, sha256,
+                             _FINETUNE_REGENERATE, where="wmbook/lab/finetune.py (SST2_FINETUNE_SHA256)")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    log_path = path.with_suffix(".json")
+    log = load_log(log_path, SST2_FINETUNE_LOG_SHA256 if sha256 == SST2_FINETUNE_SHA256 else None,
+                   _FINETUNE_REGENERATE, where="wmbook/lab/finetune.py (SST2_FINETUNE_LOG_SHA256)")
+    if log.get("sha256") != (sha256 or file_sha256(path)):
+        raise CheckpointError(f"training log {log_path} was written for a checkpoint with sha256 {log.get('sha256')}, "
+                              f"not for {path}; regenerate both with: {_FINETUNE_REGENERATE}")
+    return FineTuneResults(blob["accuracy"], FineTuneRecipe(**blob["recipe"]), log)
+
+
 __all__ = [
     "CHECKPOINT_DIR", "GPTClassifier", "PretrainedGPT", "ReducedVocab", "SST2_GPT_SHA256",
     "encode_texts", "gpt_hidden_states", "load_features", "load_sst2_minilm_features", "minilm_features",
     "save_features", "sst2_finetune_split", "load_gpt_checkpoint", "load_sst2_gpt", "pad_batch",
     "pool_hidden", "save_gpt_checkpoint",
+    "FINETUNE_STARTS", "FineTuneRecipe", "FineTuneResults", "FineTuneRun", "classify", "fine_tune_gpt",
+    "fine_tune_runs", "length_buckets", "load_sst2_finetune", "save_finetune_runs",
 ]
