@@ -214,3 +214,116 @@ def test_dropout_acts_on_the_weights_in_training_only():
     ref = scaled_dot_product_attention(q, k, v).output
     mean = torch.stack([scaled_dot_product_attention(q, k, v, dropout=0.5).output for _ in range(4000)]).mean(0)
     assert (mean - ref).abs().max() < 0.1
+
+
+# --- the fused path (need_weights=False) and the input checks ------------------------------------
+
+from wmbook.nn.attention import fused_attention  # noqa: E402
+
+MASKS = {
+    "none": lambda T: None,
+    "causal": lambda T: causal_mask(T),
+    "padding": lambda T: padding_mask([T, 3], T=T)[:, None],  # (B, 1, 1, T)
+    "padding_causal": lambda T: (padding_mask([T, 3], T=T) & causal_mask(T))[:, None],  # (B, 1, T, T)
+    "float": lambda T: torch.randn(T, T),
+}
+
+
+@pytest.mark.parametrize("mask_kind", sorted(MASKS))
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_fused_path_gives_the_formulas_output_and_gradients(mask_kind, temperature):
+    q, k, v = qkv(2, 4, 7, 16, d_v=12)
+    mask = MASKS[mask_kind](7)
+    grads = []
+    for fn in (lambda a, b, c: scaled_dot_product_attention(a, b, c, mask, temperature).output,
+               lambda a, b, c: fused_attention(a, b, c, mask, temperature)):
+        a, b, c = (t.clone().requires_grad_(True) for t in (q, k, v))
+        out = fn(a, b, c)
+        out.sin().sum().backward()
+        grads.append([out, a.grad, b.grad, c.grad])
+    (ours, *ours_grads), (fused, *fused_grads) = grads
+    assert fused.shape == (2, 4, 7, 12)
+    assert (ours - fused).abs().max() <= 1e-6
+    for g, h in zip(ours_grads, fused_grads):
+        assert (g - h).abs().max() <= 1e-5
+
+
+def test_fused_path_with_a_cache_of_earlier_keys():
+    """Queries for the last 2 of 9 positions, as a KV cache produces them."""
+    q, k, v = qkv(2, 4, 2, 8, T_k=9)
+    mask = causal_mask(2, 9)
+    ours, _ = scaled_dot_product_attention(q, k, v, mask=mask)
+    assert (ours - fused_attention(q, k, v, mask=mask)).abs().max() <= 1e-6
+
+
+def test_fused_dropout_acts_on_the_weights_like_the_formula():
+    """PyTorch's kernel drops attention weights with dropout_p and rescales by 1/(1-p), as F.dropout does:
+    on the CPU it even draws the same mask from the same seed."""
+    q, k, v = qkv(2, 3, 6, 8)
+    torch.manual_seed(1)
+    ours, _ = scaled_dot_product_attention(q, k, v, mask=causal_mask(6), dropout=0.3)
+    torch.manual_seed(1)
+    fused = fused_attention(q, k, v, mask=causal_mask(6), dropout=0.3)
+    assert (ours - fused).abs().max() <= 1e-6
+    assert (ours - scaled_dot_product_attention(q, k, v, mask=causal_mask(6)).output).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize("mask_kind", ["none", "causal", "padding"])
+def test_multihead_need_weights_false_is_the_same_layer(mask_kind):
+    mha = MultiHeadAttention(d_model=24, n_heads=3)
+    x = torch.randn(2, 6, 24)
+    mask = {"none": None, "causal": causal_mask(6), "padding": padding_mask([6, 2])}[mask_kind]  # (B, 1, T)
+    results = []
+    for need_weights in (True, False):
+        mha.zero_grad()
+        out, w = mha(x, mask=mask, need_weights=need_weights)
+        out.square().sum().backward()
+        results.append((out, w, {n: p.grad.clone() for n, p in mha.named_parameters()}))
+    (out, w, grads), (fused, no_w, fused_grads) = results
+    assert w.shape == (2, 3, 6, 6) and no_w is None
+    assert (out - fused).abs().max() <= 1e-6
+    for name in grads:
+        assert (grads[name] - fused_grads[name]).abs().max() <= 1e-5, name
+
+
+def test_multihead_dropout_is_the_same_on_both_paths():
+    mha = MultiHeadAttention(d_model=16, n_heads=2, dropout=0.5).train()
+    x = torch.randn(3, 8, 16)
+    torch.manual_seed(3)
+    out = mha(x, mask=causal_mask(8)).output
+    torch.manual_seed(3)
+    fused = mha(x, mask=causal_mask(8), need_weights=False).output
+    assert (out - fused).abs().max() <= 1e-6
+    mha.eval()  # no dropout in evaluation, on either path
+    assert torch.equal(mha(x, need_weights=False).output, mha(x, need_weights=False).output)
+
+
+@pytest.mark.parametrize("attend", [scaled_dot_product_attention, fused_attention])
+def test_input_errors_are_value_errors_that_say_what_to_do(attend):
+    q, k, v = qkv(2, 5, 8)
+    with pytest.raises(ValueError, match=r"batch dimensions .* do not match; give q, k and v the same"):
+        attend(q, k[:1].expand(3, 5, 8), v[:1].expand(3, 5, 8))
+    with pytest.raises(ValueError, match=r"batch dimensions .* do not match"):
+        attend(q, k, torch.randn(3, 5, 8))
+    ids = torch.randint(0, 10, (2, 5, 8))
+    with pytest.raises(ValueError, match=r"q has dtype torch.int64; attention needs floating-point .* q.float\(\)"):
+        attend(ids, k, v)
+    with pytest.raises(ValueError, match=r"v has dtype torch.int64.*v.float\(\)"):
+        attend(q, k, ids)
+    with pytest.raises(ValueError, match=r"share one dtype.*k.to\(q.dtype\)"):
+        attend(q, k.double(), v)
+    with pytest.raises(ValueError, match="does not broadcast"):
+        attend(q, k, v, mask=torch.ones(4, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match="no key to attend to"):
+        attend(q, k, v, mask=torch.zeros(5, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match="row of all -inf"):
+        attend(q, k, v, mask=torch.full((5, 1), float("-inf")))
+    assert attend(q, k[:1], v[:1]) is not None  # a batch of 1 broadcasts, as in torch
+
+
+def test_multihead_input_errors():
+    mha = MultiHeadAttention(d_model=8, n_heads=2)
+    with pytest.raises(ValueError, match=r"query has dtype torch.int64.*nn.Embedding"):
+        mha(torch.randint(0, 5, (1, 3, 8)))
+    with pytest.raises(ValueError, match="batch and key lengths disagree"):
+        mha(torch.randn(2, 3, 8), torch.randn(3, 4, 8))

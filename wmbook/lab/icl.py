@@ -270,6 +270,9 @@ __all__ = ["RECALL_GPT_SHA256", "RecallBatch", "RecallGPT", "RecallRecipe", "Rec
 
 
 # --- few-shot prompting over a corpus of tasks (page 2.3) ---------------------------------------
+# FewShotTasks makes the prompts, few_shot_loss trains on them, few_shot_accuracy scores a model and
+# few_shot_best_accuracy the best any learner can do; FewShotRecipe and train_few_shot_gpt train the
+# page's GPT (run by scripts/train_fewshot_gpt.py over several seeds), load_few_shot_gpt loads it.
 
 class FewShotBatch(NamedTuple):
     tokens: Tensor  # (B, 4 (k + 1)): [BOS] x1 -> y1 ; x2 -> y2 ; ... ; xq -> yq
@@ -344,3 +347,187 @@ def few_shot_accuracy(model: Callable[[Tensor], Tensor], tasks: FewShotTasks, k:
     logits = model(b.tokens[:, :-1])
     q = int(b.y_positions[-1])
     return (logits[:, q - 1].argmax(-1) == b.tokens[:, q]).float().mean().item()
+
+
+@torch.no_grad()
+def few_shot_best_accuracy(tasks: FewShotTasks, k: int, n: int = 2000, seed: int = 7) -> float:
+    r"""The best accuracy any learner can reach on the prompts :func:`few_shot_accuracy` draws (same ``n``, ``seed``).
+
+    The tasks are equally likely. The ``k`` demonstrations rule out every task that maps one of
+    them differently; of the tasks :math:`T` that remain (the true one always does), the best
+    guess for the query :math:`x_q` is the output most of them give, right with probability
+
+    .. math::
+
+        \max_y \frac{|\{t \in T : t(x_q) = y\}|}{|T|},
+
+    averaged here over the prompts. With ``k = 0`` no task is ruled out: the guess is the output
+    most tasks give for :math:`x_q`. Page 2.3 draws it as the ceiling of the few-shot curve.
+    """
+    b = tasks.batch(n, k, generator=torch.Generator().manual_seed(seed))
+    perms = tasks.permutations()  # (n_tasks, n_inputs)
+    xs = b.tokens[:, b.y_positions - 2]  # (n, k + 1): the inputs, the query's last
+    ys = b.tokens[:, b.y_positions] - tasks.n_inputs  # (n, k + 1): their outputs
+    outs = perms[:, xs]  # (n_tasks, n, k + 1): what each task would answer
+    consistent = (outs[:, :, :k] == ys[None, :, :k]).all(-1)  # (n_tasks, n)
+    votes = F.one_hot(outs[:, :, k], tasks.n_inputs) * consistent[..., None]  # (n_tasks, n, n_inputs)
+    return (votes.sum(0).max(-1).values.double() / consistent.sum(0).double()).mean().item()
+
+
+@dataclass(frozen=True)
+class FewShotRecipe:
+    """How the few-shot GPT of page 2.3 is trained (``scripts/train_fewshot_gpt.py``).
+
+    The model is a :class:`wmbook.nn.gpt.GPT` (``n_layers`` x ``d_model``, ``n_heads`` heads,
+    no dropout). Every step draws ``batch_size`` prompts of :class:`FewShotTasks` with
+    ``max_shots`` demonstrations; the loss is :func:`few_shot_loss`, on every answer, so one
+    prompt trains the model with 0, 1, ..., ``max_shots`` shots at once. AdamW (weight decay
+    ``weight_decay``), the learning rate of :func:`wmbook.nn.train.warmup_cosine` (a linear
+    warm-up over ``warmup`` steps, then a cosine decay to 0 at ``steps``), gradients clipped to
+    norm 1. The accuracy at ``eval_shots`` (0, 1, 2 and ``max_shots``) shots is logged every
+    ``eval_every`` steps (on ``eval_prompts`` fixed prompts per shot count).
+    """
+
+    n_inputs: int = 16
+    n_tasks: int = 8
+    task_seed: int = 100
+    max_shots: int = 6
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 2
+    n_ctx: int = 32
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 0.1
+    warmup: int = 200
+    steps: int = 5000
+    eval_every: int = 250
+    eval_prompts: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.eval_every < 1:
+            raise ValueError(f"need steps >= 1 and eval_every >= 1, got {self.steps}, {self.eval_every}")
+        if 4 * (self.max_shots + 1) - 1 > self.n_ctx:
+            raise ValueError(f"prompts of {self.max_shots} shots need n_ctx >= {4 * (self.max_shots + 1) - 1}")
+
+    @property
+    def tasks(self) -> FewShotTasks:
+        return FewShotTasks(self.n_inputs, self.n_tasks, self.task_seed)
+
+    @property
+    def eval_shots(self) -> tuple[int, ...]:
+        """The shot counts whose accuracy training logs: 0, 1, 2 and ``max_shots``."""
+        return tuple(sorted({k for k in (0, 1, 2) if k <= self.max_shots} | {self.max_shots}))
+
+    def model_config(self):
+        from wmbook.nn.gpt import GPTConfig
+
+        return GPTConfig(vocab_size=self.tasks.vocab_size, n_ctx=self.n_ctx, d_model=self.d_model,
+                         n_heads=self.n_heads, n_layers=self.n_layers, dropout=0.0)
+
+
+def train_few_shot_gpt(recipe: FewShotRecipe, stop_after: int | None = None,
+                       log: Callable[[dict], None] | None = None):
+    """Train the few-shot GPT of ``recipe``; returns ``(model, history)`` (a :class:`wmbook.nn.train.History`).
+
+    Seeded by ``recipe.seed`` (the initial weights and the prompts), so a run repeats bit for bit
+    on one machine and thread count. ``history`` holds the batch loss of every step (``loss``, at
+    ``step`` 0, 1, ...) and, every ``eval_every`` steps and at the last, the accuracy on the query
+    at each of ``recipe.eval_shots`` shots (``acc0``, ``acc1``, ...; ``step`` = steps done).
+    ``stop_after`` runs only the first steps of the ``recipe.steps`` schedule (the page re-runs
+    the start of the committed run this way); ``log`` receives each accuracy record.
+    """
+    from wmbook.nn.gpt import GPT
+    from wmbook.nn.train import History, warmup_cosine
+
+    torch.manual_seed(recipe.seed)
+    gen = torch.Generator().manual_seed(recipe.seed)
+    tasks, model = recipe.tasks, GPT(recipe.model_config())
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    history = History()
+    last = recipe.steps if stop_after is None else stop_after
+    if not 1 <= last <= recipe.steps:
+        raise ValueError(f"stop_after must be in 1..{recipe.steps}, got {stop_after}")
+    model.train()
+    for step in range(last):
+        for group in opt.param_groups:
+            group["lr"] = warmup_cosine(step, recipe.lr, recipe.warmup, recipe.steps)
+        loss = few_shot_loss(lambda t: model(t).logits, tasks.batch(recipe.batch_size, recipe.max_shots, gen))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        history.log(step, loss=loss.item())
+        if (step + 1) % recipe.eval_every == 0 or step + 1 == last:
+            model.eval()
+            accs = {f"acc{k}": few_shot_accuracy(lambda t: model(t).logits, tasks, k, n=recipe.eval_prompts)
+                    for k in recipe.eval_shots}
+            model.train()
+            history.log(step + 1, **accs)
+            if log:
+                log({"step": step + 1, "loss": loss.item(), **accs})
+    model.eval()
+    return model, history
+
+
+FEW_SHOT_GPT_FILE = "fewshot_gpt.pt"
+FEW_SHOT_GPT_SHA256 = "c1e1ba743d313e44dacc215ca6e02ed3ad02023fe947dbb721031c8783edf114"
+"""sha256 of ``wmbook/data/checkpoints/fewshot_gpt.pt`` (seed 0's weights), as printed by ``scripts/train_fewshot_gpt.py``."""
+FEW_SHOT_GPT_LOG_SHA256 = "b856bdf6f73acdcc0f5481ed447f458627581c25a189fcbe5b47b6eaa2506fc7"
+"""sha256 of its JSON log ``fewshot_gpt.json`` (all seeds' accuracy), as printed by the script."""
+_FEW_SHOT_REGENERATE = "python scripts/train_fewshot_gpt.py  (5 seeds, about 30 minutes on a CPU)"
+
+
+class FewShotGPT(NamedTuple):
+    model: object  # a wmbook.nn.gpt.GPT in eval mode
+    recipe: FewShotRecipe
+    log: dict  # the JSON training log: evals, first_losses, seeds, ...
+
+
+def save_few_shot_gpt(path, model, recipe: FewShotRecipe, history, extra: dict | None = None) -> str:
+    """Write the weights (float32) and recipe, and the JSON log next to them; returns the sha256 of the weights.
+
+    The log (:func:`wmbook.data.checkpoint.save_with_log`) holds the accuracy records of
+    ``history`` and ``extra`` (the script adds the first steps' losses and every seed's results).
+    """
+    from dataclasses import asdict
+
+    from wmbook.data.checkpoint import save_with_log
+
+    n_params = sum(p.numel() for p in model.parameters())
+    return save_with_log(path, {"recipe": asdict(recipe), "state_dict": model.state_dict()}, history, recipe,
+                         n_params, eval_key="acc0", extra=extra)
+
+
+def load_few_shot_gpt(path=None, sha256: str | None = FEW_SHOT_GPT_SHA256) -> FewShotGPT:
+    """The few-shot GPT of page 2.3 and its log, both checked against their sha256.
+
+    Default: ``wmbook/data/checkpoints/fewshot_gpt.pt`` with ``FEW_SHOT_GPT_SHA256`` and its log
+    with ``FEW_SHOT_GPT_LOG_SHA256``; another ``path`` is checked against ``sha256`` (None: not
+    checked), and its log's hash is not checked, only that the log names these weights.
+    """
+    from pathlib import Path
+
+    from wmbook.data.checkpoint import CHECKPOINT_DIR, CheckpointError, load_log, verify_checkpoint
+    from wmbook.nn.gpt import GPT
+
+    committed = path is None
+    path = verify_checkpoint(CHECKPOINT_DIR / FEW_SHOT_GPT_FILE if committed else Path(path), sha256,
+                             _FEW_SHOT_REGENERATE, where="wmbook/lab/icl.py (FEW_SHOT_GPT_SHA256)")
+    log = load_log(path.with_suffix(".json"), FEW_SHOT_GPT_LOG_SHA256 if committed else None, _FEW_SHOT_REGENERATE,
+                   where="wmbook/lab/icl.py (FEW_SHOT_GPT_LOG_SHA256)")
+    if sha256 is not None and log.get("sha256") != sha256:
+        raise CheckpointError(f"the log next to {path} describes other weights (sha256 {log.get('sha256')}); "
+                              f"regenerate both with: {_FEW_SHOT_REGENERATE}")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    recipe = FewShotRecipe(**blob["recipe"])
+    model = GPT(recipe.model_config())
+    model.load_state_dict(blob["state_dict"])
+    return FewShotGPT(model.eval(), recipe, log)
+
+
+__all__ += ["FEW_SHOT_GPT_FILE", "FEW_SHOT_GPT_LOG_SHA256", "FEW_SHOT_GPT_SHA256",
+            "FewShotBatch", "FewShotGPT", "FewShotRecipe", "FewShotTasks", "few_shot_accuracy",
+            "few_shot_best_accuracy", "few_shot_loss", "load_few_shot_gpt", "save_few_shot_gpt",
+            "train_few_shot_gpt"]

@@ -1,7 +1,7 @@
 """Scaled dot-product attention, masks, and multi-head attention.
 
 Explained and checked on page 4.1, "The mathematics of attention"
-(``chapters/04/4.1-attention-math.ipynb``).
+(``chapters/04/4_1_attention.ipynb``).
 
 Conventions used throughout ``wmbook``:
 
@@ -11,7 +11,10 @@ Conventions used throughout ``wmbook``:
 * a boolean mask is ``True`` where a query **may** attend to a key (the same
   convention as :func:`torch.nn.functional.scaled_dot_product_attention`,
   and the opposite of ``torch.nn.MultiheadAttention``'s ``attn_mask``);
-  a floating-point mask is *added* to the scores (0 keeps, ``-inf`` removes).
+  a floating-point mask is *added* to the scores (0 keeps, ``-inf`` removes);
+* layers return their attention weights; called with ``need_weights=False`` they
+  compute the same output with PyTorch's fused kernel (:func:`fused_attention`)
+  and return ``None`` for the weights.
 """
 from __future__ import annotations
 
@@ -28,10 +31,46 @@ class AttentionResult(NamedTuple):
     """What attention returns: unpack it as ``output, weights = ...``."""
 
     output: Tensor  # (..., T_q, d_v)
-    weights: Tensor  # (..., T_q, T_k), each row sums to 1
+    weights: Tensor | None  # (..., T_q, T_k), each row sums to 1; None if need_weights=False
 
 
-def _check_mask(mask: Tensor, scores: Tensor) -> None:
+def _check_inputs(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, temperature: float) -> None:
+    """Raise a ``TypeError``/``ValueError`` that says what is wrong before any arithmetic runs."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.dim() < 2:
+            raise ValueError(f"{name} must have shape (..., seq, dim); got shape {tuple(t.shape)}")
+        if not t.is_floating_point():
+            raise ValueError(
+                f"{name} has dtype {t.dtype}; attention needs floating-point q, k, v. "
+                f"Token ids go through an embedding first; otherwise convert with {name}.float()"
+            )
+    if not (q.dtype == k.dtype == v.dtype):
+        raise ValueError(
+            f"q, k, v must share one dtype, got {q.dtype}, {k.dtype}, {v.dtype}; convert them, e.g. k.to(q.dtype)"
+        )
+    try:
+        batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except RuntimeError:
+        raise ValueError(
+            f"the batch dimensions (all but the last two) of q {tuple(q.shape)}, k {tuple(k.shape)} and "
+            f"v {tuple(v.shape)} do not match; give q, k and v the same leading (batch, head) sizes"
+        ) from None
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"queries and keys must have the same last dimension d_k: "
+            f"q is {tuple(q.shape)}, k is {tuple(k.shape)}"
+        )
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"keys and values must have the same number of positions T_k: "
+            f"k is {tuple(k.shape)}, v is {tuple(v.shape)}"
+        )
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if mask is None:
+        return
     if not isinstance(mask, Tensor):
         raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
     if mask.dtype != torch.bool and not mask.is_floating_point():
@@ -39,13 +78,22 @@ def _check_mask(mask: Tensor, scores: Tensor) -> None:
             f"mask has dtype {mask.dtype}; use a bool mask (True = may attend) "
             "or a float mask that is added to the scores (0 or -inf)"
         )
+    scores_shape = (*batch, q.shape[-2], k.shape[-2])  # (..., T_q, T_k)
     try:
-        torch.broadcast_shapes(mask.shape, scores.shape)
+        torch.broadcast_shapes(mask.shape, scores_shape)
     except RuntimeError:
         raise ValueError(
             f"mask of shape {tuple(mask.shape)} does not broadcast to the scores' shape "
-            f"{tuple(scores.shape)} (..., T_q, T_k)"
+            f"{scores_shape} (..., T_q, T_k)"
         ) from None
+    if mask.dtype == torch.bool and not mask.any(dim=-1).all():
+        raise ValueError(
+            "the mask leaves at least one query with no key to attend to "
+            "(a row of all False); its softmax would be undefined. "
+            "Check the padding lengths, or unmask at least one key per query."
+        )
+    if mask.is_floating_point() and (mask == float("-inf")).all(dim=-1).any():
+        raise ValueError("the float mask removes every key for some query (a row of all -inf)")
 
 
 def scaled_dot_product_attention(
@@ -61,6 +109,9 @@ def scaled_dot_product_attention(
     .. math::
 
         \mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_k}\,\tau}\right) V
+
+    Explained on page 4.1, "The mathematics of attention". Layers called with
+    ``need_weights=False`` compute the same output with :func:`fused_attention`.
 
     Args:
         q: queries ``(..., T_q, d_k)``.
@@ -78,47 +129,39 @@ def scaled_dot_product_attention(
         ``AttentionResult(output (..., T_q, d_v), weights (..., T_q, T_k))``.
 
     Raises:
-        ValueError: on mismatched shapes, a non-positive temperature, or a mask
-            that leaves some query with no key to attend to.
+        ValueError: on mismatched shapes or batch sizes, integer or mixed dtypes,
+            a non-positive temperature, or a mask that leaves some query with no
+            key to attend to.
+        TypeError: on a non-tensor argument or a mask that is neither bool nor float.
     """
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dim() < 2:
-            raise ValueError(f"{name} must have shape (..., seq, dim); got shape {tuple(t.shape)}")
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(
-            f"queries and keys must have the same last dimension d_k: "
-            f"q is {tuple(q.shape)}, k is {tuple(k.shape)}"
-        )
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(
-            f"keys and values must have the same number of positions T_k: "
-            f"k is {tuple(k.shape)}, v is {tuple(v.shape)}"
-        )
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-
+    _check_inputs(q, k, v, mask, temperature)
     d_k = q.shape[-1]
     scores = q @ k.transpose(-2, -1) / (math.sqrt(d_k) * temperature)  # (..., T_q, T_k)
     if mask is not None:
-        _check_mask(mask, scores)
-        if mask.dtype == torch.bool:
-            if not mask.any(dim=-1).all():
-                raise ValueError(
-                    "the mask leaves at least one query with no key to attend to "
-                    "(a row of all False); its softmax would be undefined. "
-                    "Check the padding lengths, or unmask at least one key per query."
-                )
-            scores = scores.masked_fill(~mask, float("-inf"))
-        else:
-            scores = scores + mask
-    weights = torch.softmax(scores, dim=-1)  # (..., T_q, T_k)
-    if mask is not None and mask.dtype != torch.bool and torch.isnan(weights).any():
-        raise ValueError("the float mask removes every key for some query (a row of all -inf)")
-    if dropout:
-        return AttentionResult(F.dropout(weights, dropout, training=True) @ v, weights)
-    return AttentionResult(weights @ v, weights)
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    weights = torch.softmax(scores, dim=-1)  # (..., T_q, T_k), each row sums to 1
+    kept = F.dropout(weights, p=dropout)  # dropout=0 returns the weights themselves
+    return AttentionResult(kept @ v, weights)  # output (..., T_q, d_v), weights before dropout
+
+
+def fused_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None = None,
+    temperature: float = 1.0,
+    dropout: float = 0.0,
+) -> Tensor:
+    """``scaled_dot_product_attention(...).output`` from PyTorch's fused kernel, without the weights.
+
+    :func:`torch.nn.functional.scaled_dot_product_attention` never keeps the
+    ``(T_q, T_k)`` weights, which makes it faster and lighter, so it cannot return
+    them: layers use it when called with ``need_weights=False``. Same arguments,
+    checks, mask convention and dropout (on the weights, with ``dropout_p``).
+    """
+    _check_inputs(q, k, v, mask, temperature)
+    scale = 1.0 / (math.sqrt(q.shape[-1]) * temperature)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=scale)
 
 
 def causal_mask(T_q: int, T_k: int | None = None, device: torch.device | str | None = None) -> Tensor:
@@ -188,7 +231,8 @@ class MultiHeadAttention(nn.Module):
     The per-head matrices :math:`W_i^Q` (``d_model × d_head``) are stored side by
     side in one ``nn.Linear`` per role (``W_q``, ``W_k``, ``W_v``), which is the
     same thing computed in one matrix product. ``forward`` returns the output and
-    the per-head weights ``(B, n_heads, T_q, T_k)``; nothing is stashed on the module.
+    the per-head weights ``(B, n_heads, T_q, T_k)`` (``None`` when called with
+    ``need_weights=False``); nothing is stashed on the module.
     """
 
     def __init__(self, cfg: AttentionConfig | None = None, **kwargs) -> None:
@@ -215,6 +259,11 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(
                 f"{name} has last dimension {x.shape[-1]} but this layer has d_model={self.cfg.d_model}"
             )
+        if not x.is_floating_point():
+            raise ValueError(
+                f"{name} has dtype {x.dtype}; the layer takes float vectors (batch, seq, d_model): "
+                "turn token ids into vectors with an nn.Embedding first"
+            )
 
     def forward(
         self,
@@ -223,11 +272,14 @@ class MultiHeadAttention(nn.Module):
         value: Tensor | None = None,
         mask: Tensor | None = None,
         temperature: float = 1.0,
+        need_weights: bool = True,
     ) -> AttentionResult:
         """Self-attention with ``forward(x)``; cross-attention with ``forward(x, memory)``.
 
         ``mask`` broadcasts to ``(B, n_heads, T_q, T_k)``; a 3-D mask
-        ``(B, T_q, T_k)`` is applied to every head.
+        ``(B, T_q, T_k)`` is applied to every head. With ``need_weights=False``
+        the heads come from :func:`fused_attention` (faster, same output) and
+        the returned weights are ``None``.
         """
         key = query if key is None else key
         value = key if value is None else value
@@ -236,7 +288,8 @@ class MultiHeadAttention(nn.Module):
         if key.shape[:2] != value.shape[:2] or query.shape[0] != key.shape[0]:
             raise ValueError(
                 f"batch and key lengths disagree: query {tuple(query.shape)}, "
-                f"key {tuple(key.shape)}, value {tuple(value.shape)}"
+                f"key {tuple(key.shape)}, value {tuple(value.shape)}; query, key and value need "
+                "the same batch size, key and value the same length"
             )
         if mask is not None and mask.dim() == 3:
             mask = mask[:, None]  # (B, 1, T_q, T_k): the same mask for every head
@@ -244,7 +297,10 @@ class MultiHeadAttention(nn.Module):
         k = self._split_heads(self.W_k(key))  # (B, H, T_k, d_head)
         v = self._split_heads(self.W_v(value))  # (B, H, T_k, d_head)
         p = self.cfg.dropout if self.training else 0.0  # dropout on the weights, as in the paper's code
-        heads, weights = scaled_dot_product_attention(q, k, v, mask=mask, temperature=temperature, dropout=p)
+        if need_weights:
+            heads, weights = scaled_dot_product_attention(q, k, v, mask=mask, temperature=temperature, dropout=p)
+        else:  # PyTorch's fused kernel: the same heads, the weights are never kept
+            heads, weights = fused_attention(q, k, v, mask=mask, temperature=temperature, dropout=p), None
         B, H, T_q, d_head = heads.shape
         concat = heads.transpose(1, 2).reshape(B, T_q, H * d_head)  # (B, T_q, d_model)
         return AttentionResult(self.W_o(concat), weights)

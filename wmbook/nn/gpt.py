@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from wmbook.nn.attention import AttentionConfig, causal_mask, scaled_dot_product_attention
+from wmbook.nn.attention import AttentionConfig, causal_mask, fused_attention, scaled_dot_product_attention
 from wmbook.nn.transformer import FeedForward, init_weights
 
 KVCache = list[tuple[Tensor, Tensor]]  # per layer (k, v), each (B, H, T_past, d_head)
@@ -68,7 +68,7 @@ class GPTConfig:
 
 class CachedAttentionResult(NamedTuple):
     output: Tensor  # (B, T, d_model)
-    weights: Tensor  # (B, H, T, T_past + T)
+    weights: Tensor | None  # (B, H, T, T_past + T); None if need_weights=False
     present: tuple[Tensor, Tensor]  # (k, v) including the past, each (B, H, T_past + T, d_head)
 
 
@@ -77,7 +77,9 @@ class CausalSelfAttention(nn.Module):
 
     Same ``W_q, W_k, W_v, W_o`` as :class:`wmbook.nn.attention.MultiHeadAttention`;
     dropout is on the attention weights, as in GPT-2. The block passes the mask:
-    ``causal_mask(T_q, T_past + T_q)``.
+    ``causal_mask(T_q, T_past + T_q)``. With ``need_weights=False`` the heads come
+    from PyTorch's fused kernel (:func:`~wmbook.nn.attention.fused_attention`):
+    the same output, faster, and no weights.
     """
 
     def __init__(self, cfg: GPTConfig) -> None:
@@ -94,16 +96,18 @@ class CausalSelfAttention(nn.Module):
         return x.view(B, T, self.cfg.n_heads, self.cfg.d_head).transpose(1, 2)  # (B, H, T, d_head)
 
     def forward(
-        self, x: Tensor, mask: Tensor | None, past: tuple[Tensor, Tensor] | None = None
+        self, x: Tensor, mask: Tensor | None, past: tuple[Tensor, Tensor] | None = None, need_weights: bool = True
     ) -> CachedAttentionResult:
         """``x`` (B, T, d_model); ``past`` the cached (k, v) of earlier positions, or None."""
         q, k, v = self._split(self.W_q(x)), self._split(self.W_k(x)), self._split(self.W_v(x))
         if past is not None:
             k = torch.cat([past[0], k], dim=2)  # (B, H, T_past + T, d_head)
             v = torch.cat([past[1], v], dim=2)  # (B, H, T_past + T, d_head)
-        heads, weights = scaled_dot_product_attention(q, k, v, mask=mask)  # (B, H, T, d_head)
-        if self.training and self.attn_drop.p > 0:
-            heads = self.attn_drop(weights) @ v  # dropout on the weights, as GPT-2 does
+        p = self.attn_drop.p if self.training else 0.0  # dropout on the weights, as GPT-2 does
+        if need_weights:
+            heads, weights = scaled_dot_product_attention(q, k, v, mask=mask, dropout=p)  # (B, H, T, d_head)
+        else:  # PyTorch's fused kernel: the same heads, the weights are never kept
+            heads, weights = fused_attention(q, k, v, mask=mask, dropout=p), None
         B, H, T, d_head = heads.shape
         concat = heads.transpose(1, 2).reshape(B, T, H * d_head)  # (B, T, d_model)
         return CachedAttentionResult(self.W_o(concat), weights, (k, v))
@@ -111,7 +115,7 @@ class CausalSelfAttention(nn.Module):
 
 class BlockOutput(NamedTuple):
     hidden: Tensor  # (B, T, d_model)
-    weights: Tensor  # (B, H, T, T_k)
+    weights: Tensor | None  # (B, H, T, T_k); None if need_weights=False
     present: tuple[Tensor, Tensor]  # this layer's (k, v) including the past, (B, H, T_k, d_head)
 
 
@@ -126,8 +130,10 @@ class Block(nn.Module):
         self.mlp = FeedForward(cfg.d_model, cfg.d_ff, activation="gelu_tanh", bias=cfg.bias)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: Tensor, mask: Tensor | None, past: tuple[Tensor, Tensor] | None = None) -> BlockOutput:
-        a, weights, present = self.attn(self.ln_1(x), mask, past)
+    def forward(
+        self, x: Tensor, mask: Tensor | None, past: tuple[Tensor, Tensor] | None = None, need_weights: bool = True
+    ) -> BlockOutput:
+        a, weights, present = self.attn(self.ln_1(x), mask, past, need_weights)
         x = x + self.drop(a)
         x = x + self.drop(self.mlp(self.ln_2(x)))
         return BlockOutput(x, weights, present)
@@ -135,11 +141,12 @@ class Block(nn.Module):
 
 @dataclass
 class GPTOutput:
-    """``logits`` (B, T, vocab_size); ``attentions``: per layer (B, H, T, T_past + T);
-    ``past_key_values``: per layer (k, v) when ``use_cache=True``, else None."""
+    """``logits`` (B, T, vocab_size); ``attentions``: per layer (B, H, T, T_past + T),
+    or None when ``need_weights=False``; ``past_key_values``: per layer (k, v) when
+    ``use_cache=True``, else None."""
 
     logits: Tensor
-    attentions: list[Tensor] = field(default_factory=list)
+    attentions: list[Tensor] | None = field(default_factory=list)
     past_key_values: KVCache | None = None
 
 
@@ -162,8 +169,15 @@ class GPT(nn.Module):
         if cfg.tie_weights:
             self.lm_head.weight = self.wte.weight
 
-    def forward(self, idx: Tensor, past_key_values: KVCache | None = None, use_cache: bool = False) -> GPTOutput:
-        """``idx`` (B, T) token ids; with ``past_key_values`` they continue the cached sequence."""
+    def forward(
+        self, idx: Tensor, past_key_values: KVCache | None = None, use_cache: bool = False,
+        need_weights: bool = True,
+    ) -> GPTOutput:
+        """``idx`` (B, T) token ids; with ``past_key_values`` they continue the cached sequence.
+
+        ``need_weights=False`` (for training and generation) skips the attention weights:
+        every layer then uses PyTorch's fused attention kernel, and ``attentions`` is None.
+        """
         if not isinstance(idx, Tensor) or idx.dim() != 2 or idx.dtype not in (torch.long, torch.int):
             got = f"{tuple(idx.shape)} {idx.dtype}" if isinstance(idx, Tensor) else type(idx).__name__
             raise ValueError(
@@ -189,12 +203,12 @@ class GPT(nn.Module):
         x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, d_model)
         mask = causal_mask(T, T_past + T, device=idx.device)  # (T, T_past + T)
         attentions, presents = [], []
-        for i, block in enumerate(self.blocks):
-            x, weights, present = block(x, mask, None if past_key_values is None else past_key_values[i])
+        for block, past in zip(self.blocks, past_key_values or [None] * len(self.blocks)):
+            x, weights, present = block(x, mask, past, need_weights)
             attentions.append(weights)
             presents.append(present)
         logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)
-        return GPTOutput(logits, attentions, presents if use_cache else None)
+        return GPTOutput(logits, attentions if need_weights else None, presents if use_cache else None)
 
     @classmethod
     def from_hf(cls, hf_model_or_state_dict, config: GPTConfig | None = None) -> GPT:
