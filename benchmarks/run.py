@@ -233,11 +233,13 @@ def main(argv: list[str] | None = None) -> int:
     attention = bench_attention(lengths, 3 if quick else 7, 1)
 
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    shown = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--out" and Path(a) != out]
+    command = " ".join(["python benchmarks/run.py", *shown])
     over = "" if quick else f" over {rounds} steps after {warmup} warm-up steps"
     verdict = ", ".join(f"T={T}: {1 / r:.2f}×" for T, r in ratios.items())
     text = f"""# Benchmarks
 
-`make bench` (`python benchmarks/run.py{' --quick' if quick else ''}`), {started:%Y-%m-%d %H:%M} UTC.
+`{command}`, {started:%Y-%m-%d %H:%M} UTC (`make bench` runs `python benchmarks/run.py`).
 
 **Machine:** {header}.
 
