@@ -119,12 +119,14 @@ def test_an_edited_checkpoint_log_makes_its_pages_stale(tmp_path):
     copy = tmp_path / "wmbook"
     shutil.copytree(ROOT / "wmbook", copy, ignore=shutil.ignore_patterns("__pycache__"))
     modules = ["data.checkpoint", "lab.char_gpt"]
-    before = stamps.code_stamp(copy, modules)
+    used = ["char_gpt_shakespeare.pt", "char_gpt_shakespeare.json"]
+    before, other = stamps.code_stamp(copy, modules, used), stamps.code_stamp(copy, modules, ["reversal.pt"])
     log = copy / "data" / "checkpoints" / "char_gpt_shakespeare.json"
     record = json.loads(log.read_text())
     record["edited"] = True
     log.write_text(json.dumps(record))
-    assert stamps.code_stamp(copy, modules) != before
+    assert stamps.code_stamp(copy, modules, used) != before  # the page that loads it is stale
+    assert stamps.code_stamp(copy, modules, ["reversal.pt"]) == other  # a page that does not is not
     assert stamps.code_stamp(copy, ["nn.attention"]) == stamps.code_stamp(ROOT / "wmbook", ["nn.attention"])
 
 
@@ -144,6 +146,13 @@ def test_other_library_versions_fail_in_ci_and_warn_elsewhere(monkeypatch):
     monkeypatch.delenv("CI")
     with pytest.warns(UserWarning, match="Re-execute them"):
         test_notebooks.test_outputs_were_computed_with_these_library_versions()
+
+
+def test_loaded_checkpoints_are_recorded():
+    from wmbook.lab.char_gpt import load_char_gpt
+
+    load_char_gpt()  # the weights and, next to them, the training log
+    assert {"char_gpt_shakespeare.pt", "char_gpt_shakespeare.json"} <= set(stamps.kernel_report()["checkpoints"])
 
 
 def test_a_foreign_wmbook_is_refused(tmp_path):

@@ -64,8 +64,10 @@ def test_outputs_are_fresh(nb):
     path, nb = nb
     stamp = nb.metadata.get("wmbook", {})
     hint = f"{_id(path)}: stored outputs are stale; re-execute with `python tools/execute.py {_id(path)}`"
-    assert stamp.get("code_stamp") == code_stamp(ROOT / "wmbook", stamp.get("modules", [])), (
-        hint + f" (wmbook modules it imports changed: {stamp.get('modules')})"
+    assert "checkpoints" in stamp and "versions" in stamp, hint + " (its stamp predates checkpoints and versions)"
+    assert stamp.get("code_stamp") == code_stamp(ROOT / "wmbook", stamp.get("modules", []), stamp["checkpoints"]), (
+        hint + f" (wmbook modules it imports, or checkpoints and logs it loads, changed: "
+        f"{stamp.get('modules')}, {stamp['checkpoints']})"
     )
     assert stamp.get("cells_stamp") == cells_stamp(nb), hint + " (its code cells changed)"
 

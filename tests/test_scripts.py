@@ -90,7 +90,7 @@ RUN_TESTS = {
     "sst2_teacher.py": ["test_sst2_teacher_runs", "test_sst2_teacher_draws_the_committed_transfer_set"],
     "sst2_students.py": ["test_sst2_students_runs", "test_sst2_students_write_the_committed_accuracy"],
     **{name: ["test_the_newer_scripts_run"] for name in ("train_induction.py", "train_reversal.py",
-                                                          "finetune_sst2_gpt.py")},
+                                                          "finetune_sst2_gpt.py", "train_fewshot_gpt.py")},
 }
 
 
@@ -294,10 +294,11 @@ def test_sst2_students_runs(tmp_path):
 
 
 # Scripts added after the ones above (their committed logs are checked by their own test files,
-# tests/test_induction.py, tests/test_reversal.py, tests/test_finetune.py): a few steps each.
+# tests/test_induction.py, tests/test_reversal.py, tests/test_finetune.py, tests/test_icl.py): a few steps each.
 NEWER_SCRIPTS = {"train_induction.py": ["--seeds", "1", "--steps", "2"],
                  "train_reversal.py": ["--seeds", "1", "--steps", "2"],
-                 "finetune_sst2_gpt.py": ["--seeds", "1", "--steps", "2"]}
+                 "finetune_sst2_gpt.py": ["--seeds", "1", "--steps", "2"],
+                 "train_fewshot_gpt.py": ["--seeds", "1", "--steps", "2"]}
 
 
 @pytest.mark.parametrize("name", sorted(NEWER_SCRIPTS))

@@ -58,7 +58,8 @@ def execute(path: Path, timeout: int = 600, speed: float | None = None) -> dict:
     nb.metadata.pop("widgets", None)
     nb.metadata["wmbook"] = {
         "modules": report["modules"],
-        "code_stamp": code_stamp(ROOT / "wmbook", report["modules"]),
+        "checkpoints": report["checkpoints"],
+        "code_stamp": code_stamp(ROOT / "wmbook", report["modules"], report["checkpoints"]),
         "cells_stamp": cells_stamp(nb),
         "versions": report["versions"],
         "seconds": round(seconds, 1),

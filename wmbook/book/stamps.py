@@ -3,9 +3,9 @@
 ``tools/execute.py`` runs a page and records in its metadata (``metadata.wmbook``):
 
 * ``code_stamp`` — a sha256 over the source of the ``wmbook`` modules the page imported,
-  their asset folders, every ``__init__.py`` and, when the page loaded any committed
-  checkpoint (it imported :mod:`wmbook.data.checkpoint`), every checkpoint file and its
-  JSON training log: editing a log or retraining a model makes the page stale;
+  their asset folders, every ``__init__.py`` and the committed checkpoints and JSON training
+  logs the page loaded (``checkpoints``): editing a log or retraining a model makes the pages
+  that use it stale, and only those;
 * ``cells_stamp`` — a sha256 of the page's code cells;
 * ``versions`` — Python, torch, numpy and transformers that computed the outputs;
 * ``seconds``, ``calibration`` and ``reference_seconds`` — how long the run took, how fast
@@ -41,25 +41,34 @@ def _owner(rel: Path) -> str:
     return ".".join(parts)
 
 
-def stamped_files(root: Path, modules: Iterable[str] | None) -> list[Path]:
-    """The files whose content a page's outputs depend on (all of them with ``modules=None``)."""
+def stamped_files(root: Path, modules: Iterable[str] | None,
+                  checkpoints: Iterable[str] | None = None) -> list[Path]:
+    """The files whose content a page's outputs depend on (all of them with ``modules=None``).
+
+    ``checkpoints`` names the files of ``data/checkpoints`` the page loaded; ``None`` means all
+    of them when the page imported :mod:`wmbook.data.checkpoint`.
+    """
     wanted = None if modules is None else set(modules)
+    loaded = None if checkpoints is None else set(checkpoints)
     files = []
     for path in sorted(root.rglob("*")):
         if not path.is_file() or path.suffix not in _STAMPED_SUFFIXES or "__pycache__" in path.parts:
             continue
         rel = path.relative_to(root)
-        if (wanted is None or rel.name == "__init__.py" or _owner(rel) in wanted
-                or (rel.as_posix().startswith(CHECKPOINT_FOLDER + "/") and CHECKPOINT_MODULE in wanted)):
+        if rel.as_posix().startswith(CHECKPOINT_FOLDER + "/"):
+            if wanted is None or (path.name in loaded if loaded is not None else CHECKPOINT_MODULE in wanted):
+                files.append(path)
+        elif wanted is None or rel.name == "__init__.py" or _owner(rel) in wanted:
             files.append(path)
     return files
 
 
-def code_stamp(root: str | Path | None = None, modules: Iterable[str] | None = None) -> str:
+def code_stamp(root: str | Path | None = None, modules: Iterable[str] | None = None,
+               checkpoints: Iterable[str] | None = None) -> str:
     """A short sha256 of the files :func:`stamped_files` selects (line endings normalised)."""
     root = Path(root) if root is not None else PACKAGE
     h = hashlib.sha256()
-    for path in stamped_files(root, modules):
+    for path in stamped_files(root, modules, checkpoints):
         data = path.read_bytes()
         h.update(path.relative_to(root).as_posix().encode() + b"\0")
         h.update((data if path.suffix == ".pt" else data.replace(b"\r\n", b"\n")) + b"\0")
@@ -105,5 +114,6 @@ def kernel_report() -> dict:
     """What a kernel that ran a page reports about itself (the probe of ``tools/execute.py`` and the tests)."""
     import wmbook
 
+    checkpoints = sys.modules.get("wmbook.data.checkpoint")
     return {"wmbook_file": str(Path(wmbook.__file__).resolve()), "modules": loaded_modules(),
-            "versions": versions()}
+            "checkpoints": checkpoints.verified_files() if checkpoints else [], "versions": versions()}

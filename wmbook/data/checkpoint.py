@@ -15,6 +15,15 @@ from pathlib import Path
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 
 
+#: Names of the files in CHECKPOINT_DIR verified in this process (the stamps of a page record them).
+_VERIFIED: set[str] = set()
+
+
+def verified_files() -> list[str]:
+    """Names of the committed checkpoints and logs this process verified (and so loaded), sorted."""
+    return sorted(_VERIFIED)
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint file is missing, corrupt or not the one the code expects."""
 
@@ -70,6 +79,8 @@ def _verify(path: str | Path, sha256: str | None, regenerate: str, where: str, w
                 f"was rewritten by a new run. Regenerate it with: {regenerate}, then record the sha256 it prints"
                 + (f" in {where}." if where else ".")
             )
+    if path.resolve().parent == CHECKPOINT_DIR:
+        _VERIFIED.add(path.name)
     return path
 
 
