@@ -82,3 +82,13 @@ def _inside(path: Path, folder: Path) -> bool:
     except ValueError:
         return False
     return True
+
+
+def report_written(out: Path, sha256: str) -> None:
+    """Print what a run wrote: the checkpoint, its JSON log, and both sha256 (to record in the code)."""
+    from wmbook.data.checkpoint import file_sha256
+
+    log_path = out.with_suffix(".json")
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.2f} MiB) and {log_path.name}")
+    print(f"log sha256 {file_sha256(log_path)}")
+    print(f"sha256 {sha256}")

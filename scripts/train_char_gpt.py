@@ -20,9 +20,8 @@ import sys
 import time
 
 import torch
-from _common import parse, script_parser  # scripts/_common.py
+from _common import parse, report_written, script_parser  # scripts/_common.py
 
-from wmbook.data.checkpoint import file_sha256
 from wmbook.lab.char_gpt import CHAR_GPT_FILE, CharGPTRecipe, evaluate_lm, save_char_gpt, train_char_gpt
 from wmbook.data.loaders import load_tinyshakespeare
 
@@ -52,11 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = {"val_loss_full": round(val_full, 6), "train_seconds": round(train_seconds, 1),
              "threads": args.threads, "torch": torch.__version__, "python": platform.python_version()}
     sha = save_char_gpt(args.out, model, corpus.vocab, recipe, history, extra=extra)
-    size = args.out.stat().st_size
-    log_path = args.out.with_suffix(".json")
-    print(f"wrote {args.out} ({size / 2**20:.2f} MiB) and {log_path.name}")
-    print(f"log sha256 {file_sha256(log_path)}")
-    print(f"sha256 {sha}")
+    report_written(args.out, sha)
     return 0
 
 

@@ -26,9 +26,9 @@ import sys
 import time
 
 import torch
-from _common import parse, script_parser  # scripts/_common.py
+from _common import parse, report_written, script_parser  # scripts/_common.py
 
-from wmbook.data.checkpoint import CHECKPOINT_DIR, file_sha256
+from wmbook.data.checkpoint import CHECKPOINT_DIR
 from wmbook.lab.icl import FEW_SHOT_GPT_FILE, FewShotRecipe, few_shot_accuracy, save_few_shot_gpt, train_few_shot_gpt
 
 REPLAYED_STEPS = 100  # the log keeps the loss of each of the first steps, for the page to re-run
@@ -78,10 +78,7 @@ def main(argv: list[str] | None = None) -> int:
              "train_seconds": round(time.perf_counter() - t_all, 1), "threads": args.threads,
              "torch": torch.__version__, "python": platform.python_version()}
     sha = save_few_shot_gpt(args.out, model, recipe, history, extra=extra)
-    log_path = args.out.with_suffix(".json")
-    print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.2f} MiB) and {log_path.name}")
-    print(f"log sha256 {file_sha256(log_path)}")
-    print(f"sha256 {sha}")
+    report_written(args.out, sha)
     return 0
 
 

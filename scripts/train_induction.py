@@ -23,9 +23,9 @@ import sys
 import time
 
 import torch
-from _common import parse, script_parser  # scripts/_common.py
+from _common import parse, report_written, script_parser  # scripts/_common.py
 
-from wmbook.data.checkpoint import CHECKPOINT_DIR, file_sha256
+from wmbook.data.checkpoint import CHECKPOINT_DIR
 from wmbook.lab.induction import INDUCTION_FILE, InductionRecipe, run_summary, save_induction, train_induction
 
 
@@ -58,10 +58,7 @@ def main(argv: list[str] | None = None) -> int:
              "train_cpu_seconds": cpu_seconds,
              "threads": args.threads, "torch": torch.__version__, "python": platform.python_version()}
     sha = save_induction(args.out, kept, recipe, runs, extra)
-    log_path = args.out.with_suffix(".json")
-    print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.2f} MiB) and {log_path.name}")
-    print(f"log sha256 {file_sha256(log_path)}")
-    print(f"sha256 {sha}")
+    report_written(args.out, sha)
     return 0
 
 

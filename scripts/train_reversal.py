@@ -25,9 +25,9 @@ import sys
 import time
 
 import torch
-from _common import parse, script_parser  # scripts/_common.py
+from _common import parse, report_written, script_parser  # scripts/_common.py
 
-from wmbook.data.checkpoint import CHECKPOINT_DIR, file_sha256
+from wmbook.data.checkpoint import CHECKPOINT_DIR
 from wmbook.lab.reversal import (EOS, BOS, L_MAX, L_MIN, PAD, REVERSAL_FILE, ReversalRecipe, exact_match,
                                  save_reversal, train_reversal)
 from wmbook.nn.decoding import greedy_decode
@@ -70,10 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.stop_after is not None:
         extra["stop_after"] = args.stop_after
     sha = save_reversal(args.out, model, snapshot, recipe, history, extra)
-    log_path = args.out.with_suffix(".json")
-    print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.2f} MiB) and {log_path.name}")
-    print(f"log sha256 {file_sha256(log_path)}")
-    print(f"sha256 {sha}")
+    report_written(args.out, sha)
     return 0
 
 

@@ -23,9 +23,8 @@ import sys
 import time
 
 import torch
-from _common import parse, script_parser  # scripts/_common.py
+from _common import parse, report_written, script_parser  # scripts/_common.py
 
-from wmbook.data.checkpoint import file_sha256
 from wmbook.nn.bert import minilm_tokenizer
 from wmbook.lab.mlm import (TINY_MLM_FILE, MLMRecipe, save_tiny_mlm, train_tiny_mlm, unigram_baseline,
                         wikitext_mlm_data)
@@ -58,11 +57,7 @@ def main(argv: list[str] | None = None) -> int:
              "train_seconds": round(train_seconds, 1), "threads": args.threads,
              "torch": torch.__version__, "python": platform.python_version()}
     sha = save_tiny_mlm(args.out, model, data.vocab, recipe, history, extra=extra)
-    size = args.out.stat().st_size
-    log_path = args.out.with_suffix(".json")
-    print(f"wrote {args.out} ({size / 2**20:.2f} MiB) and {log_path.name}")
-    print(f"log sha256 {file_sha256(log_path)}")
-    print(f"sha256 {sha}")
+    report_written(args.out, sha)
     return 0
 
 
