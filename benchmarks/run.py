@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without `pip install -e .` too
 
 from wmbook.lab.measure import can_measure_peak_memory, count_parameters, peak_memory  # noqa: E402
+from wmbook.lab.measure import format_sig as sig  # noqa: E402
 from wmbook.nn.attention import fused_attention, scaled_dot_product_attention  # noqa: E402
 from wmbook.nn.gpt import GPT  # noqa: E402
 from wmbook.nn.sampling import generate  # noqa: E402
@@ -145,8 +146,8 @@ def bench_training(settings: list[tuple[int, int]], rounds: int, warmup: int) ->
         q1, _, q3 = statistics.quantiles(paired, n=4) if len(paired) > 1 else (ratio, ratio, ratio)
         ratios[T] = ratio
         rows.append([
-            f"{T}", f"{B}", f"{count_parameters(ours):,}", f"{ms(t['wmbook']):.1f}", f"{ms(t['transformers']):.1f}",
-            f"{ratio:.2f} ({q1:.2f}–{q3:.2f})", f"{1 / ratio:.2f}×", f"{ms(t['wmbook_weights']):.1f}",
+            f"{T}", f"{B}", f"{count_parameters(ours):,}", sig(ms(t['wmbook'])), sig(ms(t['transformers'])),
+            f"{ratio:.2f} ({q1:.2f}–{q3:.2f})", f"{sig(1 / ratio)}×", sig(ms(t['wmbook_weights'])),
         ])
         print(f"  training T={T}: wmbook {ms(t['wmbook']):.1f} ms, transformers {ms(t['transformers']):.1f} ms",
               file=sys.stderr)
@@ -173,8 +174,8 @@ def bench_generation(new_tokens: int, prompt_len: int, rounds: int, warmup: int)
         "cache": lambda: generate(model, prompt, new_tokens, temperature=0, use_cache=True),
         "recompute": lambda: generate(model, prompt, new_tokens, temperature=0, use_cache=False),
     }, rounds, warmup)
-    rows = [[f"{new_tokens}", f"{prompt_len}", f"{ms(t['cache']):.0f}", f"{ms(t['recompute']):.0f}",
-             f"{ms(t['recompute']) / ms(t['cache']):.1f}×", "yes"]]
+    rows = [[f"{new_tokens}", f"{prompt_len}", sig(ms(t['cache'])), sig(ms(t['recompute'])),
+             f"{sig(ms(t['recompute']) / ms(t['cache']))}×", "yes"]]
     headers = ["new tokens", "prompt", "KV cache (ms)", "recompute (ms)", "speed-up", "same tokens"]
     return markdown(headers, rows)
 
@@ -191,9 +192,9 @@ def bench_attention(lengths: list[int], rounds: int, warmup: int) -> str:
         fused = lambda: fused_attention(q, k, v)  # noqa: E731
         t = interleaved({"naive": naive, "fused": fused}, rounds, warmup)
         diff = (naive() - fused()).abs().max().item()
-        mem = [f"{peak_memory(f) / MiB:.1f}" if memory else "n/a" for f in (naive, fused)]
-        rows.append([f"{n}", f"{8 * n * n * 4 / MiB:.1f}", f"{ms(t['naive']):.2f}", f"{ms(t['fused']):.2f}",
-                     f"{ms(t['naive']) / ms(t['fused']):.1f}×", *mem, f"{diff:.0e}"])
+        mem = [sig(peak_memory(f) / MiB) if memory else "n/a" for f in (naive, fused)]
+        rows.append([f"{n}", f"{8 * n * n * 4 / MiB:.1f}", sig(ms(t['naive'])), sig(ms(t['fused'])),
+                     f"{sig(ms(t['naive']) / ms(t['fused']))}×", *mem, f"{diff:.0e}"])
     headers = ["T", "weights (MiB)", "naive (ms)", "fused (ms)", "fused speed-up",
                "naive peak (MiB)", "fused peak (MiB)", "max abs diff"]
     return markdown(headers, rows)
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     shown = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--out" and Path(a) != out]
     command = " ".join(["python benchmarks/run.py", *shown])
     over = "" if quick else f" over {rounds} steps after {warmup} warm-up steps"
-    verdict = ", ".join(f"T={T}: {1 / r:.2f}×" for T, r in ratios.items())
+    verdict = ", ".join(f"T={T}: {sig(1 / r)}×" for T, r in ratios.items())
     text = f"""# Benchmarks
 
 `{command}`, {started:%Y-%m-%d %H:%M} UTC (`make bench` runs `python benchmarks/run.py`).
@@ -244,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
 **Machine:** {header}.
 
 Variants of a table run interleaved in one process (order reversed every other round), so a load
-on the machine slows them alike; times are medians{over}. Load average at the end: {load}.
+on the machine slows them alike; times are medians{over}, shown to two significant figures. Load average at the end: {load}.
 
 ## 1. Training step: wmbook's `GPT` vs `transformers.GPT2LMHeadModel`
 

@@ -131,6 +131,10 @@ def test_title_subtitle_and_sections_follow_the_outline(nb):
     expected = [(s, OUTLINE[s]["en"]) for s in sections]
     if page_id.count(".") == 1 and sections:  # N.M pages hold their N.M.K sections in order
         assert [f for f in found if f[0].startswith(page_id + ".")] == expected
+    for s in sections:  # each N.M.K heading carries the guide's Chinese heading right under it
+        sub = f'<p class="zh-subtitle" lang="zh">{OUTLINE[s]["zh"]}</p>'
+        assert re.search(rf"^## {re.escape(s)} .+\n+{re.escape(sub)}", text, re.MULTILINE), (
+            f"{_id(path)}: section {s} lacks its Chinese subtitle {sub}")
 
 
 def test_follows_the_page_pattern(nb):
@@ -212,3 +216,64 @@ def test_landing_page_maps_all_chapters_and_links_existing_pages():
 def test_outline_is_the_guides():
     heads = list(OUTLINE)
     assert len(heads) == 110 and heads[0] == "1" and heads[-1] == "9.5"
+
+
+# A percentage or a ratio in the prose is a result unless shown otherwise: it must be glued from the
+# cell that computes it ({glue:text}`acc:.1f` %), or stand in a paragraph that cites its source
+# ({cite:p}`...`), or be a setting the page's code uses (15 % masked <-> 0.15 in a code cell).
+_RATIO = re.compile(r"(?<![\w.,])(\d+(?:[.,]\d+)*)\s?(%|×|-fold\b|\s?times\b)")
+
+
+def _prose(text):
+    """Markdown without code, math, roles' arguments, HTML tags and link targets."""
+    for pattern, flags in ((r"```.*?```", re.S), (r":::.*?:::", 0), (r"\$\$.*?\$\$", re.S), (r"\$[^$\n]+\$", 0),
+                           (r"\{[\w:-]+\}`[^`]*`", 0), (r"`[^`\n]*`", 0), (r"<[^>]+>", 0), (r"\]\([^)]*\)", 0)):
+        text = re.sub(pattern, " ", text, flags=flags)
+    return text
+
+
+def _code_literals(nb):
+    found = set()
+    for c in _code(nb):
+        for lit in re.findall(r"(?<![\w.])\d+(?:_\d+)*(?:\.\d+)?(?:e-?\d+)?", c.source):
+            found.add(float(lit.replace("_", "")))
+    return found
+
+
+def unsupported_ratios(nb):
+    """(number, context) of each % or × in the prose that is neither glued, cited nor a setting."""
+    literals = _code_literals(nb)
+    bad = []
+    for c in nb.cells:
+        if c.cell_type != "markdown":
+            continue
+        for para in re.split(r"\n\s*\n", c.source):
+            if "{cite" in para:
+                continue
+            text = _prose(para)
+            for m in _RATIO.finditer(text):
+                value = float(m.group(1).replace(",", ""))
+                options = {value, round(value / 100, 10)} if m.group(2) == "%" else {value}
+                if options & literals:
+                    continue
+                bad.append((m.group(0).strip(), " ".join(text[max(0, m.start() - 70):m.end() + 30].split())))
+    return bad
+
+
+def test_percentages_and_ratios_in_the_prose_are_glued_cited_or_settings(nb):
+    path, nb = nb
+    bad = unsupported_ratios(nb)
+    assert not bad, (
+        f"{_id(path)}: these percentages or ratios are typed into the prose; glue them from the cell that "
+        "computes them, cite their source in the same paragraph, or use the value in the code:\n"
+        + "\n".join(f"  {n!r}: ...{ctx}..." for n, ctx in bad))
+
+
+def test_unsupported_ratios_are_found():
+    page = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("mask_rate = 0.15\nfor n in range(16): pass"),
+        nbformat.v4.new_markdown_cell("We mask 15 % and the model keeps 97 % of the accuracy, 2.5× faster."),
+        nbformat.v4.new_markdown_cell("DistilBERT keeps 97 % {cite:p}`sanh2019distilbert`.\n\n"
+                                      "It is {glue:text}`speed:.1f`× faster on a 16 times longer text."),
+    ])
+    assert [n for n, _ in unsupported_ratios(page)] == ["97 %", "2.5×"]

@@ -20,7 +20,7 @@ from wmbook.nn.attention import (
     scaled_dot_product_attention,
     to_torch_multihead,
 )
-from wmbook.lab.measure import count_parameters, kv_cache_bytes, peak_memory, time_call
+from wmbook.lab.measure import count_parameters, format_sig, kv_cache_bytes, peak_memory, round_sig, time_call
 from wmbook.book.notebook import glue
 from wmbook.nn.runtime import get_device, seed_everything, threads
 from wmbook.nn.train import History, TrainConfig, train
@@ -37,12 +37,14 @@ __all__ = [
     "count_parameters",
     "get_device",
     "glue",
+    "format_sig",
     "kv_cache_bytes",
     "padding_mask",
     "peak_memory",
     "scaled_dot_product_attention",
     "seed_everything",
     "threads",
+    "round_sig",
     "time_call",
     "to_torch_multihead",
     "train",

@@ -34,6 +34,32 @@ def time_call(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> fl
     return statistics.median(times)
 
 
+def round_sig(x: float, digits: int = 2) -> float:
+    """``x`` rounded to ``digits`` significant figures (timings: two, see the README's rules).
+
+    >>> round_sig(153.5), round_sig(0.0123456), round_sig(1345.2)
+    (150.0, 0.012, 1300.0)
+    """
+    if digits < 1:
+        raise ValueError(f"digits must be >= 1, got {digits}")
+    return float(f"{x:.{digits}g}")
+
+
+def format_sig(x: float, digits: int = 2) -> str:
+    """``x`` to ``digits`` significant figures as text, without exponent or spurious zeros.
+
+    >>> format_sig(153.5), format_sig(2.04), format_sig(1345.2), format_sig(0.0123)
+    ('150', '2.0', '1,300', '0.012')
+    """
+    import math
+
+    r = round_sig(x, digits)
+    if r == 0:
+        return "0"
+    decimals = max(digits - 1 - math.floor(math.log10(abs(r))), 0)
+    return f"{r:,.{decimals}f}"
+
+
 def _status_kib(field: str) -> int:
     m = re.search(rf"^{field}:\s+(\d+) kB", _STATUS.read_text(), re.MULTILINE)
     if m is None:
