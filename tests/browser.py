@@ -368,3 +368,10 @@ class Page:
     def requests(self) -> list[str]:
         """Every URL the page asked for."""
         return [e["params"]["request"]["url"] for e in self.browser.events("Network.requestWillBeSent", self.session)]
+
+
+def tap(page: "Page", x: float, y: float) -> None:
+    """A finger's tap at (x, y) (touch emulation on): touchstart, touchend, and the click that follows."""
+    page.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 1})
+    page.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+    page.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})

@@ -169,3 +169,39 @@ def test_explorer_views_work_in_the_built_book(html):
         assert page.dialogs() == [], f"a dialog opened: {page.dialogs()}"
         external = [u for u in page.requests() if not u.startswith(("file:", "data:"))]
         assert external == [], f"the page asked the network for {external}"
+
+
+def test_glossary_terms_show_their_definition_on_hover_and_tap(html):
+    """A term on the landing page: hover shows English, Chinese and the definition; a first tap shows
+    it without leaving the page, a second tap opens the glossary."""
+    from browser import tap
+
+    intro = (html / "intro.html").as_uri()
+    link = "a.wmbook-gloss-link[href$='#term-working-memory']"
+    with Browser() as browser:
+        page = browser.new_page(width=1100, height=800, offline=True)
+        page.goto(intro)
+        page.wait_for("document.documentElement.hasAttribute('data-wmbook-glossary-links')")
+        assert int(page.eval("document.documentElement.getAttribute('data-wmbook-glossary-links')")) >= 1
+        assert page.eval("document.getElementById('wmbook-gloss-tip').hidden") is True
+        page.mouse_move(*page.center(link))
+        assert page.eval("document.getElementById('wmbook-gloss-tip').hidden") is False
+        terms = page.eval("document.querySelector('#wmbook-gloss-tip .wmbook-gloss-terms').textContent")
+        assert terms == "working memory · 工作记忆"
+        definition = page.eval("document.querySelector('#wmbook-gloss-tip .wmbook-gloss-def').textContent")
+        assert definition.startswith("The small store that holds")
+        page.screenshot(screenshot_dir() / "glossary_hover.png", full_page=False)
+        page.mouse_move(2, 2)
+        assert page.eval("document.getElementById('wmbook-gloss-tip').hidden") is True
+        page.close()
+
+        page = browser.new_page(width=400, height=800, offline=True)  # a phone
+        page.goto(intro)
+        page.wait_for("document.documentElement.hasAttribute('data-wmbook-glossary-links')")
+        tap(page, *page.center(link))
+        assert page.eval("document.getElementById('wmbook-gloss-tip').hidden") is False
+        assert page.eval("location.pathname").endswith("/intro.html")  # the first tap stays
+        page.screenshot(screenshot_dir() / "glossary_tap.png", full_page=False)
+        tap(page, *page.center(link))
+        page.wait_for("location.pathname.endsWith('/glossary.html')")
+        assert page.eval("location.hash") == "#term-working-memory"

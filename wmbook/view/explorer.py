@@ -40,18 +40,14 @@ What the HTML contains (one ``<div>`` and one ``<script>``, nothing fetched):
 from __future__ import annotations
 
 import base64
-import html as _html
-import json
 import math
-import secrets
 import warnings
-from functools import lru_cache
-from importlib import resources
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from wmbook.view.fragment import Fragment, asset, escape, json_for_script, new_uid
+from wmbook.view.fragment import page_html as _page_html
 from wmbook.lab.attentions import (
     DEFAULT_SPECIAL_TOKENS, MAX_TOKENS, _field, _is_pair, _minilm_one, _stack_attentions, _to_numpy,
 )
@@ -82,19 +78,6 @@ def decode_log_weights(data: str, shape: Sequence[int] | None = None) -> np.ndar
     logw = np.frombuffer(base64.b64decode(data), dtype="<f2").astype(np.float32)
     w = np.where(logw <= LOG_ZERO, 0.0, np.exp(logw)).astype(np.float32)
     return w.reshape(shape) if shape is not None else w
-
-
-def _json_for_script(obj: Any) -> str:
-    """JSON that is safe inside ``<script>``: no ``<``, ``>``, ``&`` or line separators."""
-    text = json.dumps(obj, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
-    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
-        text = text.replace(ch, esc)
-    return text  # ensure_ascii already escaped U+2028 / U+2029
-
-
-def _text(s: str) -> str:
-    """HTML-escaped text, ASCII only (the fragment must not depend on the page's charset)."""
-    return _html.escape(s, quote=True).encode("ascii", "xmlcharrefreplace").decode("ascii")
 
 
 # --------------------------------------------------------------------------- input checks
@@ -202,59 +185,17 @@ def _prepare(ex: Any, k: int, special: Sequence[str], max_tokens: int) -> tuple[
 # --------------------------------------------------------------------------- the view
 
 
-@lru_cache(maxsize=None)
 def _asset(name: str) -> str:
-    try:
-        text = resources.files(__package__).joinpath("explorer_assets", name).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"wmbook/view/explorer_assets/{name} is missing from this installation of wmbook; the package "
-            "data was left out when it was built. Reinstall from a checkout (pip install -e .) or a "
-            "wheel whose pyproject.toml lists explorer_assets/* under [tool.setuptools.package-data]."
-        ) from None
-    if "</script" in text.lower() or "</style" in text.lower() or "<!--" in text:
-        raise RuntimeError(f"explorer_assets/{name} must not contain '</script', '</style' or '<!--'")
-    if name.endswith(".js") and text.count(_ARGS_PLACEHOLDER) != 1:
-        raise RuntimeError(f"explorer_assets/{name} must contain {_ARGS_PLACEHOLDER} exactly once")
-    return text
+    return asset("explorer_assets", name, _ARGS_PLACEHOLDER if name.endswith(".js") else None)
 
 
-class AttentionView:
+class AttentionView(Fragment):
     """An attention explorer ready to show: ``.html`` is the fragment, ``.save(path)`` a page."""
-
-    def __init__(self, html: str, uid: str, summary: str, title: str) -> None:
-        self.html = html
-        self.uid = uid
-        self.summary = summary
-        self.title = title
-
-    def _repr_html_(self) -> str:
-        return self.html
-
-    def __repr__(self) -> str:
-        return f"<AttentionView {self.uid}: {self.summary}>"
-
-    def save(self, path: str | Path) -> Path:
-        """Write a complete HTML page holding this view (opens offline, from ``file://``)."""
-        path = Path(path)
-        path.write_text(page_html(self, title=self.title), encoding="utf-8")
-        return path
 
 
 def page_html(*views: AttentionView, title: str = "Attention explorer") -> str:
     """A complete HTML document holding one or more views (each keeps its own ids and styles)."""
-    if not views:
-        raise ValueError("page_html needs at least one AttentionView")
-    body = "\n".join(v.html for v in views)
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-        "<meta name=\"color-scheme\" content=\"light dark\">\n"
-        f"<title>{_text(title)}</title>\n"
-        "<style>body{margin:1.5rem auto;max-width:1180px;padding:0 1rem;"
-        "font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif}</style>\n"
-        f"</head>\n<body>\n{body}\n</body>\n</html>\n"
-    )
+    return _page_html(*views, title=title)
 
 
 def attention_view(
@@ -322,7 +263,7 @@ def attention_view(
             f"{first['L']} layers (0..{first['L'] - 1}) and {first['H']} heads (0..{first['H'] - 1})"
         )
 
-    uid = "wmb-attn-" + secrets.token_hex(6)
+    uid = new_uid("wmb-attn")
     payload = {
         "examples": records,
         "options": {
@@ -336,15 +277,15 @@ def attention_view(
         },
     }
     css = _asset("explorer.css").replace(_UID_PLACEHOLDER, uid)
-    js = _asset("explorer.js").replace(_ARGS_PLACEHOLDER, f'"{uid}", {_json_for_script(payload)}', 1)
+    js = _asset("explorer.js").replace(_ARGS_PLACEHOLDER, f'"{uid}", {json_for_script(payload)}', 1)
     sizes = sorted({(r["L"], r["H"], r["T"]) for r in records})
     summary = f"{len(records)} example(s); " + ", ".join(f"{L} layers × {H} heads × {T} tokens" for L, H, T in sizes)
     title = None if title is None else str(title)
     head_html = '<div class="wmb-head">'
     if title:
-        head_html += f'<strong class="wmb-title">{_text(title)}</strong>'
-    head_html += f'<span class="wmb-sub">{_text(summary)}</span></div>'
-    notice_html = "".join(f'<p class="wmb-notice" role="note">{_text(n)}</p>' for n in notices)
+        head_html += f'<strong class="wmb-title">{escape(title)}</strong>'
+    head_html += f'<span class="wmb-sub">{escape(summary)}</span></div>'
+    notice_html = "".join(f'<p class="wmb-notice" role="note">{escape(n)}</p>' for n in notices)
     fragment = (
         f'<div id="{uid}" class="wmb-attn" data-wmb-version="1">'
         f"<style>{css}</style>{head_html}{notice_html}"
