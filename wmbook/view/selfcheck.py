@@ -17,16 +17,19 @@ A question is a mapping::
                  ...]}
 
 with two or more options, at least one of them right, and a reason ("why") for each. Text may hold
-`code` in backticks; it is shown as text, never as HTML.
+`code` in backticks and math in ``$...$``; it is shown as text, never as HTML, and the math is
+typeset where the page has MathJax (the built book; Jupyter shows the TeX).
 """
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any, Mapping, Sequence
 
 from wmbook.view.fragment import Fragment, asset, escape, json_for_script, new_uid
 
 _UID = "__WMB_UID__"
+_MATH = re.compile(r"(?<![\\$])\$([^$\n]+)\$")
 _ARGS = "__WMB_ARGS__"
 
 
@@ -50,13 +53,18 @@ def _question(k: int, q: Any) -> dict:
             raise ValueError(f"{where}, option {j + 1}: 'correct' must be True or False, got {correct!r}")
         if not (isinstance(text, str) and text.strip() and isinstance(why, str) and why.strip()):
             raise ValueError(f"{where}, option {j + 1}: give the option's text and why it is right or wrong")
-        options.append({"text": text.strip(), "correct": correct, "why": why.strip()})
+        options.append({"text": _tex(text.strip()), "correct": correct, "why": _tex(why.strip())})
     if len(options) < 2:
         raise ValueError(f"{where}: give at least two options")
     if not any(o["correct"] for o in options):
         raise ValueError(f"{where}: no option is marked correct")
     qid = hashlib.sha256(prompt.strip().encode("utf-8")).hexdigest()[:12]  # stable across re-runs
-    return {"id": qid, "prompt": prompt.strip(), "options": options}
+    return {"id": qid, "prompt": _tex(prompt.strip()), "options": options}
+
+
+def _tex(text: str) -> str:
+    """``$x$`` as ``\\(x\\)``: the inline delimiters MathJax reads in the built book."""
+    return _MATH.sub(lambda m: f"\\({m.group(1)}\\)", text)
 
 
 def self_check(page: str, questions: Sequence[Mapping], title: str = "Self-check") -> SelfCheck:
@@ -76,7 +84,7 @@ def self_check(page: str, questions: Sequence[Mapping], title: str = "Self-check
         f"<li>{escape(q['prompt'])}</li>" for q in qs
     )  # without JavaScript (an untrusted notebook) the questions still show, as a list
     html = (
-        f'<div id="{uid}" class="wmb-sc" data-wmb-page="{escape(page)}"><style>{css}</style>'
+        f'<div id="{uid}" class="wmb-sc mathjax_process" data-wmb-page="{escape(page)}"><style>{css}</style>'
         f'<div class="wmb-sc-head"><span class="wmb-sc-title">{escape(title)}</span>'
         f'<span class="wmb-sc-status"></span></div>'
         f'<div class="wmb-sc-body"><ol>{fallback}</ol><p>The answers and their feedback need JavaScript: '

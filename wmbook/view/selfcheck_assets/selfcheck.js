@@ -28,6 +28,9 @@
       else if (part) e.appendChild(document.createTextNode(part));
     });
   }
+  function typeset(node) { /* math in \\( \\) where the page has MathJax 3 (the built book) */
+    if (window.MathJax && window.MathJax.typesetPromise) window.MathJax.typesetPromise([node]).catch(function () {});
+  }
   var stored = load()[data.page] || {};
   var review = data.questions.filter(function (q) { return stored[q.id] === "wrong"; });
   var order = review.concat(data.questions.filter(function (q) { return stored[q.id] !== "wrong"; }));
@@ -66,6 +69,7 @@
         feedback.className = "wmb-sc-feedback " + (o.correct ? "wmb-sc-right" : "wmb-sc-wrong");
         inline(feedback, (o.correct ? "Right. " : "Not quite. ") + o.why);
         feedback.hidden = false;
+        typeset(feedback);
         if (!(q.id in answered)) {
           answered[q.id] = o.correct ? "right" : "wrong";
           var all = load();
@@ -94,4 +98,5 @@
   foot.appendChild(clear);
   root.appendChild(foot);
   update();
+  typeset(body);
 })(__WMB_ARGS__);
