@@ -1,7 +1,7 @@
 """Train the character-level GPT of page 3.3 on Tiny Shakespeare and write its checkpoint.
 
-    python scripts/train_char_gpt.py                   # the full recipe, ~2 minutes on a CPU
-    python scripts/train_char_gpt.py --steps 5 --out /tmp/x.pt   # a smoke test
+    python scripts/train_char_gpt.py                   # the full recipe, 3 seeds: ~17 minutes on one thread
+    python scripts/train_char_gpt.py --seeds 1 --steps 5 --out /tmp/x.pt   # a smoke test
 
 The recipe is nanoGPT's CPU recipe for shakespeare_char (see wmbook/lab/char_gpt.py). The run
 is seeded and uses a fixed number of CPU threads, so it is repeatable on the same machine
@@ -10,8 +10,12 @@ and library versions. It writes the checkpoint (float32 weights + config + vocab
 both, to record as CHAR_GPT_SHA256 and CHAR_GPT_LOG_SHA256 in wmbook/lab/char_gpt.py.
 WMBOOK_DATA_DIR may point at the data. The learning rate decays over the recipe's fixed
 ``lr_decay_steps`` (2,000), so ``--steps N`` runs exactly the first N steps of the full recipe
-(``--steps 100`` reproduces the log's records at steps 0 and 100). Options: ``--help``
-(the shared command line of scripts/_common.py).
+(``--steps 100`` reproduces the log's records at steps 0 and 100). ``--seeds K`` trains the
+recipe from K seeds (``--seed``, ``--seed`` + 1, ...), so that the page can quote the spread of
+the result (mean ± sd); the checkpoint is the first seed's model, the log's ``evals`` are its
+evaluations, and the log's ``seeds`` list every seed's evaluations, validation loss on the
+whole validation split and training time. Options: ``--help`` (the shared command line of
+scripts/_common.py, plus ``--seeds``).
 """
 from __future__ import annotations
 
@@ -28,28 +32,43 @@ from wmbook.data.loaders import load_tinyshakespeare
 
 def parser():
     """The command line; its defaults are the committed run's."""
-    return script_parser(__doc__, steps=CharGPTRecipe.steps, out=CHAR_GPT_FILE,
-                         steps_help="training steps; fewer run the start of the full recipe (same schedule)")
+    p = script_parser(__doc__, steps=CharGPTRecipe.steps, out=CHAR_GPT_FILE,
+                      steps_help="training steps; fewer run the start of the full recipe (same schedule)")
+    p.add_argument("--seeds", type=int, default=3, help="models to train, from --seed on (default: %(default)s)")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(parser(), argv)
+    cli = parser()
+    args = parse(cli, argv)
+    if args.seeds < 1:
+        cli.error("--seeds must be >= 1")
     corpus = load_tinyshakespeare()
-    recipe = CharGPTRecipe(steps=args.steps, seed=args.seed,
-                           eval_every=min(CharGPTRecipe.eval_every, args.steps))
+    val_ids = torch.tensor(corpus.encode(corpus.val))
 
     def log(r: dict) -> None:
         print(f"step {r['step']:5d}  train {r['train_loss']:.4f}  val {r['val_loss']:.4f}"
               f"  ({r['seconds']:.0f} s)", flush=True)
 
-    t0 = time.perf_counter()
-    model, history = train_char_gpt(corpus, recipe, log=log)
-    train_seconds = time.perf_counter() - t0
-    val_ids = torch.tensor(corpus.encode(corpus.val))
-    val_full = evaluate_lm(model, val_ids)
-    print(f"validation loss on all {len(val_ids):,} characters: {val_full:.4f} nats/char")
+    seeds, first = [], None
+    for seed in range(args.seed, args.seed + args.seeds):
+        recipe = CharGPTRecipe(steps=args.steps, seed=seed,
+                               eval_every=min(CharGPTRecipe.eval_every, args.steps))
+        print(f"seed {seed}", flush=True)
+        t0 = time.perf_counter()
+        model, history = train_char_gpt(corpus, recipe, log=log)
+        train_seconds = time.perf_counter() - t0
+        val_full = evaluate_lm(model, val_ids)
+        print(f"validation loss on all {len(val_ids):,} characters: {val_full:.4f} nats/char", flush=True)
+        seeds.append({"seed": seed, "val_loss_full": round(val_full, 6), "train_seconds": round(train_seconds, 1),
+                      "evals": [[r["step"], round(r["train_loss"], 6), round(r["val_loss"], 6)]
+                                for r in history.records if "val_loss" in r]})
+        if first is None:
+            first = (model, recipe, history, val_full, train_seconds)
+    model, recipe, history, val_full, train_seconds = first
     extra = {"val_loss_full": round(val_full, 6), "train_seconds": round(train_seconds, 1),
-             "threads": args.threads, "torch": torch.__version__, "python": platform.python_version()}
+             "threads": args.threads, "torch": torch.__version__, "python": platform.python_version(),
+             "seeds": seeds}
     sha = save_char_gpt(args.out, model, corpus.vocab, recipe, history, extra=extra)
     report_written(args.out, sha)
     return 0

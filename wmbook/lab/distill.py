@@ -10,8 +10,15 @@ pages 2.2 and 5.2.
 * :func:`hard_distillation_loss` — the guide's 4.2.2:
   :math:`\mathcal{L}_{CE}(y, \sigma(z_s)) + \lambda\,\mathcal{L}_{CE}(\arg\max z_t, \sigma(z_s))`
   (DeiT's hard distillation uses :math:`\tfrac12` on each term).
+
+Also the experiment helpers of pages 2.2 and 4.2: :class:`StackedMLP` and
+:func:`stacked_loss` (several seeds of a small student trained at once),
+:func:`time_interleaved` (teacher and student timed in turn) and
+:func:`count_keys_values` (the keys and values a forward pass computes).
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -131,3 +138,138 @@ def accuracy(model: torch.nn.Module, X: Tensor, y: Tensor, only_class: int | Non
             raise ValueError(f"no example of class {only_class} to score")
         pred, y = pred[keep], y[keep]
     return (pred == y).float().mean().item()
+
+
+class StackedMLP(torch.nn.Module):
+    r"""K independent ReLU MLPs run as one batched module: several seeds trained at once.
+
+    Layer :math:`l` of student :math:`k` computes
+    :math:`h^{(k)}_{l+1} = \mathrm{ReLU}(h^{(k)}_l W^{(k)}_l + b^{(k)}_l)` (no ReLU after the last),
+    with the weights of all K students stacked into tensors of shape ``(K, in, out)``
+    and ``(K, 1, out)``; ``forward`` maps ``(K, B, in)`` to ``(K, B, out)`` with batched
+    matrix products. Built from K :func:`mlp` models (their initial weights, so a
+    seed gives the same student stacked or alone) and turned back into them with
+    :meth:`unstack`. Page 4.2 trains its five-seed arms this way.
+
+    The students share nothing but the tensors: with a loss that is a *sum* of
+    per-student losses (:func:`stacked_loss`), an element-wise optimiser such as
+    AdamW without weight decay and no gradient clipping across students
+    (``grad_clip=None``), each student gets exactly the update it would get alone.
+    """
+
+    def __init__(self, models: list[torch.nn.Sequential]) -> None:
+        super().__init__()
+        if not models:
+            raise ValueError("StackedMLP needs at least one model")
+        linears = [[m for m in model if isinstance(m, torch.nn.Linear)] for model in models]
+        shapes = [[tuple(lin.weight.shape) for lin in ls] for ls in linears]
+        if any(s != shapes[0] for s in shapes):
+            raise ValueError(f"all models must have the same layer sizes; got {shapes}")
+        if any(isinstance(m, torch.nn.Dropout) for model in models for m in model):
+            raise ValueError("StackedMLP does not stack dropout; build the students with mlp(sizes) (no dropout)")
+        self.weights = torch.nn.ParameterList(
+            torch.nn.Parameter(torch.stack([ls[j].weight.detach().T.clone() for ls in linears]))
+            for j in range(len(shapes[0])))
+        self.biases = torch.nn.ParameterList(
+            torch.nn.Parameter(torch.stack([ls[j].bias.detach()[None].clone() for ls in linears]))
+            for j in range(len(shapes[0])))
+
+    @property
+    def n_students(self) -> int:
+        return self.weights[0].shape[0]
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 3 or x.shape[0] != self.n_students:
+            raise ValueError(f"input must be (students={self.n_students}, batch, features); got {tuple(x.shape)}")
+        for j, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(b, x, w)
+            if j < len(self.weights) - 1:
+                x = torch.relu(x)
+        return x
+
+    def unstack(self) -> list[torch.nn.Sequential]:
+        """The K students as separate :func:`mlp` models (copies of the current weights)."""
+        sizes = [self.weights[0].shape[1]] + [w.shape[2] for w in self.weights]
+        out = []
+        for k in range(self.n_students):
+            model = mlp(sizes)
+            for lin, w, b in zip((m for m in model if isinstance(m, torch.nn.Linear)), self.weights, self.biases):
+                lin.weight.data.copy_(w.detach()[k].T)
+                lin.bias.data.copy_(b.detach()[k, 0])
+            out.append(model.eval())
+        return out
+
+
+def stacked_loss(loss_fn, student_logits: Tensor, *per_student: Tensor | None, **kwargs) -> Tensor:
+    r"""Sum over K students of ``loss_fn`` on each one's batch: :math:`\sum_k L(z^{(k)}, \dots)`.
+
+    ``student_logits`` is ``(K, B, C)`` and each tensor of ``per_student`` has the
+    same two leading dimensions (``(K, B, C)`` teacher logits, ``(K, B)`` labels;
+    ``None`` passes through). Every loss of this module is a mean over the batch,
+    so with equal batch sizes the sum equals
+    :math:`K \cdot L(\text{all } K B \text{ rows})`, which is what is computed (page 4.2).
+    """
+    if student_logits.dim() != 3:
+        raise ValueError(f"student logits must be (students, batch, classes); got {tuple(student_logits.shape)}")
+    k, b = student_logits.shape[:2]
+    flat = []
+    for t in per_student:
+        if t is not None and tuple(t.shape[:2]) != (k, b):
+            raise ValueError(f"every per-student tensor must start with (students, batch) = ({k}, {b}); "
+                             f"got {tuple(t.shape)}")
+        flat.append(None if t is None else t.flatten(0, 1))
+    return k * loss_fn(student_logits.flatten(0, 1), *flat, **kwargs)
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], rounds: int = 5, warmup: int = 1,
+                     clock: Callable[[], float] | None = None) -> dict[str, list[float]]:
+    """Seconds of each ``fn`` over ``rounds`` rounds in which every function runs once, in turn.
+
+    Interleaving puts the models compared under the same machine load in each round,
+    so a ratio is best taken round by round: ``median(a[r] / b[r])`` (pages 2.2 and
+    4.2). ``clock`` defaults to :func:`time.thread_time`, the CPU time of the calling
+    thread: with torch on one thread (``wmbook.threads(1)``) it is the work done,
+    however busy a shared machine is. After ``warmup`` untimed rounds.
+    """
+    import time
+
+    if rounds < 1 or warmup < 0:
+        raise ValueError(f"rounds must be >= 1 and warmup >= 0, got rounds={rounds}, warmup={warmup}")
+    clock = clock or time.thread_time
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    seconds: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = clock()
+            fn()
+            seconds[name].append(clock() - t0)
+    return seconds
+
+
+@torch.no_grad()
+def count_keys_values(model: torch.nn.Module, *inputs: Tensor) -> int:
+    r"""Numbers in all keys and values a forward pass computes: :math:`2 \cdot L \cdot d_\text{model}` per token.
+
+    Counts the outputs of every attention layer's key and value projections
+    (modules named ``...W_k`` and ``...W_v``) during ``model(*inputs)``; page 2.2 checks
+    the count against :func:`wmbook.kv_cache_bytes`, the same quantity a generating
+    model keeps as its KV cache.
+    """
+    total = 0
+
+    def hook(module, args, out):
+        nonlocal total
+        total += out.numel()
+
+    handles = [m.register_forward_hook(hook) for name, m in model.named_modules()
+               if name.endswith("W_k") or name.endswith("W_v")]
+    if not handles:
+        raise ValueError("the model has no key or value projections (modules named ...W_k, ...W_v)")
+    try:
+        model(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return total

@@ -229,6 +229,20 @@ RECALL_GPT_SHA256 = "fc390ff8e66ee2e362d2983f0efd4baff02ad84714c03e34df8c3722dc0
 _REGENERATE = "python scripts/train_recall_gpt.py  (a few minutes on a CPU)"
 
 
+#: The recipe's other training seeds (page 5.3.3 quotes every seed): ``{seed: sha256}`` of
+#: ``wmbook/data/checkpoints/recall_gpt_seed{seed}.pt``, written by
+#: ``python scripts/train_recall_gpt.py --seed S --out wmbook/data/checkpoints/recall_gpt_seedS.pt``.
+RECALL_GPT_SEEDS_SHA256: dict[int, str] = {
+    1: "8c73a541141a1b547f1a6980abdf5616c8fba86a879e001959ef4ae5033c4e89",
+    2: "5acc2d5666594efbacf9c7b41e6452dc94bc163d58e5d3af0347017795bfa744",
+}
+
+
+def recall_gpt_file(seed: int = 0) -> str:
+    """The committed checkpoint of one seed: ``recall_gpt.pt`` for seed 0, ``recall_gpt_seed{seed}.pt`` otherwise."""
+    return RECALL_GPT_FILE if seed == 0 else f"recall_gpt_seed{seed}.pt"
+
+
 class RecallGPT(NamedTuple):
     model: object  # a wmbook.nn.gpt.GPT in eval mode
     recipe: RecallRecipe
@@ -264,8 +278,28 @@ def load_recall_gpt(path=None, sha256: str | None = RECALL_GPT_SHA256) -> Recall
     return RecallGPT(model.eval(), recipe, blob["records"], blob["meta"])
 
 
-__all__ = ["RECALL_GPT_SHA256", "RecallBatch", "RecallGPT", "RecallRecipe", "RecallTask",
-           "associative_recall_batch", "load_recall_gpt", "recall_accuracy", "recall_loss",
+def load_recall_gpt_seeds() -> dict[int, RecallGPT]:
+    """Every committed seed of the recall recipe, ``{seed: RecallGPT}``, seed 0 first, each sha256-checked.
+
+    Seed 0 is :func:`load_recall_gpt`'s model; the others are listed in ``RECALL_GPT_SEEDS_SHA256``.
+    Raises :class:`ValueError` if a checkpoint's recipe is not the committed recipe with its own seed.
+    """
+    from dataclasses import replace
+
+    from wmbook.data.checkpoint import CHECKPOINT_DIR
+
+    runs = {0: load_recall_gpt()}
+    for seed, sha in sorted(RECALL_GPT_SEEDS_SHA256.items()):
+        runs[seed] = load_recall_gpt(CHECKPOINT_DIR / recall_gpt_file(seed), sha256=sha)
+    for seed, run in runs.items():
+        if run.recipe != replace(runs[0].recipe, seed=seed):
+            raise ValueError(f"the checkpoint of seed {seed} was trained with another recipe: {run.recipe}")
+    return runs
+
+
+__all__ = ["RECALL_GPT_SEEDS_SHA256", "RECALL_GPT_SHA256", "RecallBatch", "RecallGPT", "RecallRecipe", "RecallTask",
+           "associative_recall_batch", "load_recall_gpt", "load_recall_gpt_seeds", "recall_accuracy",
+           "recall_gpt_file", "recall_loss",
            "save_recall_gpt", "train_recall_gpt"]
 
 

@@ -189,6 +189,24 @@ def copy_losses(model: AttnOnlyTransformer, tokens: Tensor, copyable: Tensor) ->
     return {"repeat_loss": nll[copy].mean().item(), "first_loss": nll[~copy].mean().item()}
 
 
+def context_bag_loss(tokens: Tensor, copyable: Tensor) -> float:
+    r"""Loss on the repeated tokens of a guesser that knows *which* tokens are in the context, not their order.
+
+    Page 4.3's reference line for the one-layer model: at each position :math:`t` whose target
+    :math:`x_{t+1}` is a repeat, guess uniformly among the :math:`D_t` distinct tokens of
+    :math:`x_{\le t}` (the target is always one of them), which costs :math:`\ln D_t`. Returns
+    the mean of :math:`\ln D_t` over those positions: arithmetic on the data, no model.
+    """
+    if tokens.shape != copyable.shape or tokens.dim() != 2:
+        raise ValueError(f"tokens and copyable must both be (batch, seq); got {tuple(tokens.shape)}, "
+                         f"{tuple(copyable.shape)}")
+    B, T = tokens.shape
+    seen = F.one_hot(tokens, int(tokens.max()) + 1).cummax(dim=1).values  # (B, T, V): seen by position t
+    distinct = seen.sum(-1).float()  # (B, T): D_t
+    target_is_repeat = copyable[:, 1:]  # position t predicts token t + 1
+    return distinct[:, :-1][target_is_repeat].log().mean().item()
+
+
 def icl_score(model: AttnOnlyTransformer, tokens: Tensor, late: int = 48, early: int = 8) -> float:
     """Olsson et al.'s in-context-learning score: mean loss at positions ``late:`` minus at ``:early``.
 
