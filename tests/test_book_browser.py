@@ -196,3 +196,22 @@ def test_glossary_terms_show_their_definition_on_hover_and_tap(html):
         tap(page, *page.center(link))
         page.wait_for("location.pathname.endsWith('/glossary.html')")
         assert page.eval("location.hash") == "#term-working-memory"
+
+
+def test_self_check_in_the_built_book(html):
+    """Page 4.1's self-check: typeset math, feedback on a click, the answer kept in localStorage."""
+    page_file = html / "chapters" / "04" / "4_1_attention.html"
+    with Browser() as browser:
+        page = browser.new_page(width=1100, height=900, offline=True)
+        page.goto(page_file.as_uri())
+        page.eval(MATHJAX_DONE)
+        page.wait_for("document.querySelector('.wmb-sc[data-wmb-ready]') !== null")
+        root = "document.querySelector('.wmb-sc')"
+        assert page.eval(f"{root}.querySelectorAll('.wmb-sc-q').length") >= 3
+        page.wait_for(f"{root}.querySelectorAll('mjx-container').length > 0")  # the questions' math is typeset
+        page.click(*page.center(".wmb-sc .wmb-sc-q .wmb-sc-opt[data-correct='1']"))
+        feedback = page.eval(f"{root}.querySelector('.wmb-sc-feedback').textContent")
+        assert feedback.startswith("Right.")
+        stored = json.loads(page.eval("localStorage.getItem('wmbook-selfcheck')"))
+        assert list(stored) == ["4.1"] and list(stored["4.1"].values()) == ["right"]
+        page.screenshot(screenshot_dir() / "self_check_4_1.png", full_page=False)

@@ -88,3 +88,9 @@ def test_linking_skips_code_math_headings_and_links():
     assert cells[1].source == ("{term}`Attention heads <attention head>` read the {term}`KV cache`; "
                                "{term}`attention` again.")
     assert link_terms(cells, entries) == 0  # already linked: nothing more
+
+
+def test_a_heading_protects_only_its_own_line():
+    cells = [nbformat.v4.new_markdown_cell("## About the KV cache\n\nThe KV cache grows.\n\n| KV cache | x |\n|---|---|")]
+    assert link_terms(cells, [["KV cache", "键值缓存"]]) == 1
+    assert cells[0].source == "## About the KV cache\n\nThe {term}`KV cache` grows.\n\n| KV cache | x |\n|---|---|"

@@ -105,3 +105,23 @@ def test_threads_context_restores():
     assert torch.get_num_threads() == before
     with pytest.raises(ValueError):
         wmbook.threads(0)
+
+
+def test_time_in_turns_rotates_repeats_fast_calls_and_checks_its_arguments():
+    import pytest
+
+    from wmbook.lab.measure import time_in_turns
+
+    order = []
+    fns = {name: (lambda name=name: order.append(name)) for name in "abc"}
+    t = time_in_turns(fns, rounds=3, min_seconds=0.0)
+    assert order == list("abcbcacab") and all(len(v) == 3 for v in t.values())
+    order.clear()
+    time_in_turns(fns, rounds=2, warmup=1, min_seconds=0.0, rotate=False)
+    assert order == list("abcabcabc")
+    order.clear()
+    ticks = iter(range(10_000))  # a clock that advances 1 per reading: a call "takes" 1 unit
+    time_in_turns({"a": fns["a"]}, rounds=1, min_seconds=100.0, clock=lambda: next(ticks))
+    assert len(order) == 2 + 1 + 20  # two calls to measure it, one untimed, then 20 (the cap)
+    with pytest.raises(ValueError, match="rounds >= 1"):
+        time_in_turns(fns, rounds=0)

@@ -20,7 +20,7 @@ GLOSSARY = ROOT / "glossary.md"
 MIN_TERMS = 5
 MAX_TERMS = 15  # per page: enough to help, not so many that the prose turns into links
 # Everyday words too: linked only by hand, where the technical sense is meant.
-NOT_AUTOMATIC = {"value", "key", "query", "context", "capacity", "activation", "parameter", "gradient", "prompt"}
+NOT_AUTOMATIC = {"value", "key", "query", "context", "capacity", "activation", "parameter", "gradient", "prompt", "sampling"}
 HOLD_MARK = ":class: hold-in-mind"
 
 
@@ -48,7 +48,7 @@ def glossary_terms(path: Path = GLOSSARY) -> list[list[str]]:
 # Spans of a markdown cell that a link must never be put into.
 _PROTECTED = re.compile(
     r"```.*?```|:::.*?:::|\$\$.*?\$\$|\$[^$\n]+\$|\{[\w:-]+\}`[^`]*`|`[^`\n]*`|<[^>]+>|\[[^\]]*\]\([^)]*\)"
-    r"|^#.*$|^\s*\|.*$",
+    r"|^#[^\n]*$|^[ \t]*\|[^\n]*$",
     re.S | re.M,
 )
 

@@ -24,6 +24,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from wmbook.lab.measure import time_in_turns
+
 
 def _check(student_logits: Tensor, teacher_logits: Tensor | None = None, labels: Tensor | None = None) -> None:
     if student_logits.dim() != 2:
@@ -223,29 +225,9 @@ def stacked_loss(loss_fn, student_logits: Tensor, *per_student: Tensor | None, *
 
 def time_interleaved(fns: dict[str, Callable[[], object]], rounds: int = 5, warmup: int = 1,
                      clock: Callable[[], float] | None = None) -> dict[str, list[float]]:
-    """Seconds of each ``fn`` over ``rounds`` rounds in which every function runs once, in turn.
-
-    Interleaving puts the models compared under the same machine load in each round,
-    so a ratio is best taken round by round: ``median(a[r] / b[r])`` (pages 2.2 and
-    4.2). ``clock`` defaults to :func:`time.thread_time`, the CPU time of the calling
-    thread: with torch on one thread (``wmbook.threads(1)``) it is the work done,
-    however busy a shared machine is. After ``warmup`` untimed rounds.
-    """
-    import time
-
-    if rounds < 1 or warmup < 0:
-        raise ValueError(f"rounds must be >= 1 and warmup >= 0, got rounds={rounds}, warmup={warmup}")
-    clock = clock or time.thread_time
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    seconds: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            t0 = clock()
-            fn()
-            seconds[name].append(clock() - t0)
-    return seconds
+    """Seconds of each ``fn`` over ``rounds`` rounds in which every function runs once, in the
+    same order (pages 2.2 and 4.2): :func:`wmbook.lab.measure.time_in_turns` without rotation."""
+    return time_in_turns(fns, rounds, warmup=warmup, min_seconds=0.0, rotate=False, clock=clock)
 
 
 @torch.no_grad()

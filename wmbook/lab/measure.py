@@ -34,6 +34,58 @@ def time_call(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> fl
     return statistics.median(times)
 
 
+def time_in_turns(fns: dict[str, Callable[[], object]], rounds: int, *, warmup: int = 0,
+                  min_seconds: float = 0.005, rotate: bool = True,
+                  clock: Callable[[], float] | None = None) -> dict[str, list[float]]:
+    """Seconds per call of each function, timed in turn in every round: ``{name: [seconds]}``.
+
+    Interleaving puts the functions compared under the same machine load in each round, so a
+    ratio is best taken round by round, ``median(a[r] / b[r])``, and a time as the median of
+    the rounds (pages 2.2, 3.1–3.3, 4.2, 5.2). ``clock`` defaults to :func:`time.thread_time`,
+    the CPU time of the calling thread: with torch on one thread (``wmbook.threads(1)``) it is
+    the work done, however busy a shared machine is.
+
+    After ``warmup`` untimed rounds (with ``min_seconds`` > 0, one or two untimed calls of each
+    function measure how often to call it, which also warms it up). With ``rotate`` each round starts with the next function,
+    so a cost that hits whichever runs first stays out of the medians. A function faster than
+    ``min_seconds`` is called once untimed in every round (the others have evicted its data
+    from the CPU's caches), then about ``min_seconds`` worth of times (at most 20), and the
+    time per call is averaged.
+    """
+    if rounds < 1 or warmup < 0 or min_seconds < 0:
+        raise ValueError(f"need rounds >= 1, warmup >= 0, min_seconds >= 0; got {rounds}, {warmup}, {min_seconds}")
+    clock = clock or time.thread_time
+
+    def once(fn: Callable[[], object]) -> float:
+        t0 = clock()
+        fn()
+        return clock() - t0
+
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    calls = {name: 1 for name in fns}
+    if min_seconds > 0:
+        for name, fn in fns.items():
+            t = once(fn)  # the first call may pay one-off costs: if it was short, call again
+            if t < 10 * min_seconds:
+                t = once(fn)
+            calls[name] = min(20, max(1, round(min_seconds / max(t, 1e-6))))
+    seconds: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
+    for r in range(rounds):
+        k = r % len(names) if rotate else 0
+        for name in names[k:] + names[:k]:
+            fn = fns[name]
+            if calls[name] > 1:
+                fn()
+            t0 = clock()
+            for _ in range(calls[name]):
+                fn()
+            seconds[name].append((clock() - t0) / calls[name])
+    return seconds
+
+
 def round_sig(x: float, digits: int = 2) -> float:
     """``x`` rounded to ``digits`` significant figures (timings: two, see the README's rules).
 
