@@ -101,3 +101,17 @@ def _kernel_report(nbfile, timeout: float = 60) -> dict:
         elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             break
     return json.loads(text.split("WMBOOK_REPORT=", 1)[1])
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line per re-run page: its seconds here and in reference seconds (the budget's unit)."""
+    rows = []
+    for kind in ("passed", "failed"):
+        for report in terminalreporter.stats.get(kind, []):
+            props = dict(getattr(report, "user_properties", []))
+            if report.when == "call" and "reference_seconds" in props:
+                rows.append((report.nodeid.split("::")[0], props["seconds"], props["reference_seconds"]))
+    if rows:
+        terminalreporter.section("page run times (budget: 90 reference seconds)")
+        for page, seconds, ref in sorted(rows):
+            terminalreporter.write_line(f"{page}: {seconds:.0f} s here, {ref:.0f} reference s")
