@@ -66,6 +66,8 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> arg
         parser.error("--seed must be >= 0")
     if args.threads < 1:
         parser.error("--threads must be >= 1")
+    if getattr(args, "seeds", 1) < 1:  # scripts that train several seeds add --seeds themselves
+        parser.error("--seeds must be >= 1")
     stop = getattr(args, "stop_after", None)
     if stop is not None and not 1 <= stop <= (args.steps or stop):
         parser.error(f"--stop-after must be in 1..--steps ({args.steps}), got {stop}")

@@ -50,8 +50,6 @@ def parser():
 def main(argv: list[str] | None = None) -> int:
     command_line = parser()
     args = parse(command_line, argv)
-    if args.seeds < 1:
-        command_line.error("--seeds must be >= 1")
     recipe = dataclasses.replace(FineTuneRecipe(), steps=args.steps, seeds=args.seeds, seed=args.seed)
     t0 = time.time()
     pre, tok = load_sst2_gpt(), minilm_tokenizer()

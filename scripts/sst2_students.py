@@ -56,8 +56,6 @@ def parser():
 def main(argv: list[str] | None = None) -> int:
     command_line = parser()
     args = parse(command_line, argv)
-    if args.seeds < 1:
-        command_line.error("--seeds must be >= 1")
     if args.fewer_labels < 0:
         command_line.error("--fewer-labels must be >= 0")
     if args.jobs < 1:

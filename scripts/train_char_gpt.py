@@ -41,8 +41,6 @@ def parser():
 def main(argv: list[str] | None = None) -> int:
     cli = parser()
     args = parse(cli, argv)
-    if args.seeds < 1:
-        cli.error("--seeds must be >= 1")
     corpus = load_tinyshakespeare()
     val_ids = torch.tensor(corpus.encode(corpus.val))
 

@@ -43,8 +43,6 @@ def parser():
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = parse(p, argv)
-    if args.seeds < 1:
-        p.error("--seeds must be >= 1")
     if any(d < 4 or d % 4 for d in args.widths):
         p.error("--widths must be multiples of 4 (4 heads)")
     corpus = load_tinyshakespeare()

@@ -47,8 +47,6 @@ def parser():
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = parse(p, argv)
-    if args.seeds < 1:
-        p.error("--seeds must be >= 1")
     shots = range(FewShotRecipe.max_shots + 1)
     results, first = [], None
     t_all = time.perf_counter()

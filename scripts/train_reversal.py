@@ -38,8 +38,6 @@ def main(argv: list[str] | None = None) -> int:
                            steps_help="training steps of each model (the length of the cosine schedule)")
     parser.add_argument("--seeds", type=int, default=5, help="models to train (default: %(default)s)")
     args = parse(parser, argv)
-    if args.seeds < 1:
-        parser.error("--seeds must be >= 1")
     recipe = dataclasses.replace(ReversalRecipe(), steps=args.steps)
     test_src, test_tgt = recipe.test()
     lengths = (test_src != PAD).sum(1)
