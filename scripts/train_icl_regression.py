@@ -3,6 +3,7 @@
     python scripts/train_icl_regression.py                 # the committed checkpoint (~3 min)
     python scripts/train_icl_regression.py --steps 5 --out /tmp/x.pt                 # a smoke test
     python scripts/train_icl_regression.py --stop-after 201 --out /tmp/x.pt           # the full run's start
+    python scripts/train_icl_regression.py --seed 1 --out wmbook/data/checkpoints/icl_linreg_seed1.pt  # another seed
 
 Seeded and deterministic on the CPU. Prompts hold 1..max_k examples (a curriculum grows
 the maximum during the first half of ``--steps``, so a shorter ``--steps`` is a different
@@ -10,7 +11,10 @@ curriculum; ``--stop-after N`` runs the first N steps of the ``--steps`` curricu
 ``--stop-after 201`` reproduces the log's records at steps 0, 100 and 200). Writes the
 checkpoint with its training log (the batch loss every 100 steps and at the last step,
 stored inside the .pt), and prints its sha256 (record it as ICL_REGRESSOR_SHA256 in
-wmbook/lab/function_icl.py). Options: ``--help`` (the shared command line of
+wmbook/lab/function_icl.py). Page 2.3 quotes the mean ± sd over several seeds of the same
+recipe: the committed seed 0 (``icl_linreg.pt``, the page's example model) and the seeds
+s = 1, 2, ... run with ``--seed s --out wmbook/data/checkpoints/icl_linreg_seed{s}.pt`` (their
+sha256 in ICL_REGRESSOR_SEEDS_SHA256). Options: ``--help`` (the shared command line of
 scripts/_common.py, plus ``--batch`` and ``--lr``).
 """
 from __future__ import annotations

@@ -15,6 +15,13 @@ WMBOOK_DATA_DIR may point at the data. The learning rate decays over ``--steps``
 and 200). Options: ``--help`` (the shared command line of scripts/_common.py).
 
     python scripts/train_tiny_mlm.py --stop-after 200 --out /tmp/x.pt   # the full run's start
+
+Page 3.2 quotes its curves (the plateau's length, the final accuracy and loss) as mean ± sd
+over the committed seed 0 (the page's model) and the other seeds of the same recipe, each run as
+
+    python scripts/train_tiny_mlm.py --seed 1 --out wmbook/data/checkpoints/tiny_mlm_wikitext2_seed1.pt
+
+(their sha256 go into TINY_MLM_SEED{s}_SHA256 and TINY_MLM_SEED{s}_LOG_SHA256 in wmbook/lab/mlm.py).
 """
 from __future__ import annotations
 

@@ -71,3 +71,36 @@ def test_a_wrong_checkpoint_is_refused(tmp_path):
         verify_checkpoint(bad, "0" * 64, "python scripts/x.py")
     with pytest.raises(CheckpointError, match="missing"):
         verify_checkpoint(tmp_path / "none.pt", None, "python scripts/x.py")
+
+
+def test_errors_by_k_is_the_per_k_loop():
+    from wmbook.lab.function_icl import errors_by_k
+
+    torch.manual_seed(0)
+    model = ICLRegressor(ICLRegressorConfig(d=3, max_k=4, d_model=16, n_heads=2, n_layers=1)).eval()
+    p = linear_prompts(50, 4, 3, generator=torch.Generator().manual_seed(1))
+    got = errors_by_k(model, p)
+    with torch.no_grad():
+        pred = model(p.xs, p.ys)
+    want = [(squared_error(pred[:, k], p.ys[:, : k + 1]) / 3).mean().item() for k in range(5)]
+    assert got.shape == (5,) and torch.allclose(got, torch.tensor(want), rtol=1e-5)
+    each = errors_by_k(model, p, per_prompt=True)
+    assert each.shape == (50, 5) and torch.allclose(each.mean(0), got)
+
+
+def test_every_committed_seed_loads_and_learns_in_context():
+    from wmbook.lab.function_icl import (ICL_REGRESSOR_SEEDS_SHA256, errors_by_k, icl_regressor_file,
+                                         load_icl_regressor_seeds)
+
+    assert icl_regressor_file(0) == "icl_linreg.pt" and icl_regressor_file(3) == "icl_linreg_seed3.pt"
+    assert len(ICL_REGRESSOR_SEEDS_SHA256) >= 2, "page 2.3 quotes the mean ± sd over at least 3 seeds"
+    runs = load_icl_regressor_seeds()
+    assert list(runs) == [0, *sorted(ICL_REGRESSOR_SEEDS_SHA256)]
+    p = linear_prompts(500, 12, 5, generator=torch.Generator().manual_seed(3))
+    errors = torch.stack([errors_by_k(m, p) for m, _ in runs.values()])
+    assert (errors[:, 10] < errors[:, 0]).all()  # each uses the examples somewhat
+    learned = (errors[:, 10] < 0.2) & (errors[:, 10] < errors[:, 2] / 4)
+    assert learned[0] and learned.sum() >= 3  # page 2.3: seed 0 and most seeds learned; one did not
+    assert len({e[10].item() for e in errors}) == len(runs)  # different runs, not copies
+    with pytest.raises(ValueError, match="no committed checkpoint for seed 99"):
+        load_icl_regressor(99)

@@ -82,8 +82,10 @@ def script(monkeypatch):
 # file holds records a short run can reach, the check against them (slow).
 RUN_TESTS = {
     "train_char_gpt.py": ["test_train_char_gpt_runs", "test_train_char_gpt_writes_the_committed_log"],
-    "train_tiny_mlm.py": ["test_train_tiny_mlm_runs", "test_train_tiny_mlm_writes_the_committed_log"],
-    "train_icl_regression.py": ["test_train_icl_regression_runs", "test_train_icl_regression_writes_the_committed_log"],
+    "train_tiny_mlm.py": ["test_train_tiny_mlm_runs", "test_train_tiny_mlm_writes_the_committed_log",
+                          "test_the_other_committed_seeds_of_train_tiny_mlm_start_as_logged"],
+    "train_icl_regression.py": ["test_train_icl_regression_runs", "test_train_icl_regression_writes_the_committed_log",
+                                "test_the_other_committed_seeds_of_train_icl_regression_start_as_logged"],
     "train_recall_gpt.py": ["test_train_recall_gpt_runs", "test_train_recall_gpt_writes_the_committed_log",
                          "test_the_other_committed_seeds_of_train_recall_gpt_start_as_logged"],
     "pretrain_sst2_gpt.py": ["test_pretrain_sst2_gpt_runs_and_prepares_the_committed_data"],
@@ -122,6 +124,10 @@ def test_every_script_uses_the_shared_command_line(name, script, capsys):
         with pytest.raises(SystemExit):
             main(bad)
         assert message in capsys.readouterr().err
+    if "--seeds" in help_text:  # scripts that train several seeds: checked by the shared parse()
+        with pytest.raises(SystemExit):
+            main(["--seeds", "0", "--out", "/tmp/never-written.pt"])
+        assert "--seeds must be >= 1" in capsys.readouterr().err
 
 
 def test_stop_after_is_checked(script, capsys, tmp_path):
@@ -375,6 +381,45 @@ def test_train_icl_regression_writes_the_committed_log(tmp_path):
     assert got["step"] == committed["step"][:3] == [0, 100, 200]
     for mine, theirs in zip(got["loss"], committed["loss"][:3], strict=True):
         assert close(mine, theirs), (got["loss"], committed["loss"][:3])
+
+
+@pytest.mark.slow
+def test_the_other_committed_seeds_of_train_icl_regression_start_as_logged(tmp_path):
+    """Page 2.3 also loads seeds 1.. of train_icl_regression.py: the first records of the lowest such
+    seed, re-run, match its committed log (the tolerance of the test above)."""
+    from wmbook.lab.function_icl import ICL_REGRESSOR_SEEDS_SHA256, load_icl_regressor
+
+    assert ICL_REGRESSOR_SEEDS_SHA256, "page 2.3 quotes several seeds"
+    seed = min(ICL_REGRESSOR_SEEDS_SHA256)
+    out = tmp_path / "icl.pt"
+    run_script("train_icl_regression.py", "--stop-after", "201", "--seed", str(seed), "--out", str(out))
+    got = torch.load(out, weights_only=True)["log"]
+    _, committed = load_icl_regressor(seed)  # sha256-checked (ICL_REGRESSOR_SEEDS_SHA256)
+    assert got["config"]["seed"] == committed["config"]["seed"] == seed
+    assert got["step"] == committed["step"][:3] == [0, 100, 200]
+    for mine, theirs in zip(got["loss"], committed["loss"][:3], strict=True):
+        assert close(mine, theirs), (got["loss"], committed["loss"][:3])
+
+
+@pytest.mark.slow
+def test_the_other_committed_seeds_of_train_tiny_mlm_start_as_logged(tmp_path):
+    """Page 3.2 also reads the logs of seeds 1.. of train_tiny_mlm.py: the records at steps 0, 100
+    and 200 of the lowest such seed, re-run, match its committed log (the tolerances above)."""
+    from wmbook.lab.mlm import TINY_MLM_SEEDS_SHA256, load_tiny_mlm_seeds
+
+    assert TINY_MLM_SEEDS_SHA256, "page 3.2 quotes several seeds"
+    seed = min(TINY_MLM_SEEDS_SHA256)
+    out = tmp_path / "tiny_mlm.pt"
+    run_script("train_tiny_mlm.py", "--stop-after", "200", "--seed", str(seed), "--out", str(out))
+    got = load_log(out.with_suffix(".json"), None, "python scripts/train_tiny_mlm.py")
+    committed = load_tiny_mlm_seeds()[seed].log  # sha256-checked (TINY_MLM_SEED*_LOG_SHA256)
+    assert got["recipe"] == committed["recipe"] and got["recipe"]["seed"] == seed
+    for mine, theirs in zip(got["evals"], committed["evals"][:3], strict=True):
+        assert mine["step"] == theirs["step"]
+        for key in ("test_loss", "test_mask_loss"):
+            assert close(mine[key], theirs[key]), (key, mine, theirs)
+        for key in ("test_acc", "test_mask_acc", "test_keep_acc", "test_random_acc"):
+            assert close(mine[key], theirs[key], rtol=0, atol=0.007), (key, mine, theirs)
 
 
 @pytest.mark.slow

@@ -30,7 +30,7 @@ def payload(view) -> dict:
 
 
 def test_payload_keeps_questions_options_and_feedback():
-    view = self_check("4.1", [Q1, Q2])
+    view = self_check("4.1", [Q1, Q2], shuffle=False)
     data = payload(view)
     assert data["page"] == "4.1"
     assert [q["prompt"] for q in data["questions"]] == [Q1["q"], Q2["q"]]
@@ -38,6 +38,15 @@ def test_payload_keeps_questions_options_and_feedback():
     assert data["questions"][0]["options"][1]["why"] == "Their sd grows like sqrt(d_k)."
     assert self_check("4.1", [Q1]).uid != self_check("4.1", [Q1]).uid  # two widgets never share ids
     assert payload(self_check("4.1", [Q1]))["questions"][0]["id"] == data["questions"][0]["id"]  # stable ids
+
+
+def test_options_are_shuffled_the_same_way_every_time():
+    many = [{"q": f"Question {i}?", "options": [("right", True, "w"), ("b", False, "w"), ("c", False, "w")]}
+            for i in range(12)]
+    places = [[o["text"] for o in q["options"]].index("right") for q in payload(self_check("1.1", many))["questions"]]
+    assert len(set(places)) > 1, "the right answer must not always stand first"
+    again = [[o["text"] for o in q["options"]].index("right") for q in payload(self_check("1.1", many))["questions"]]
+    assert places == again
 
 
 def test_text_cannot_become_markup():
@@ -68,7 +77,7 @@ def test_page_is_required():
 
 @pytest.mark.slow
 def test_feedback_score_and_review_queue_in_chromium(tmp_path):
-    a, b = self_check("9.9", [Q1, Q2]), self_check("9.8", [Q1])
+    a, b = self_check("9.9", [Q1, Q2], shuffle=False), self_check("9.8", [Q1])
     page_file = tmp_path / "selfcheck.html"
     page_file.write_text(page_html(a, b), encoding="utf-8")
     A = f"#{a.uid}"

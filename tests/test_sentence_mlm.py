@@ -176,3 +176,37 @@ def test_stop_after_reproduces_the_start_of_a_run(mlm_data):
     assert r.lr_at(r.steps) == pytest.approx(r.min_lr)
     with pytest.raises(ValueError, match="seq_len"):
         train_tiny_mlm(mlm_data, MLMRecipe(seq_len=16))
+
+
+def test_plateau_end():
+    from wmbook.lab.mlm import plateau_end
+
+    log = {"evals": [{"step": s, "test_mask_acc": a} for s, a in ((0, 0.07), (100, 0.10), (200, 0.13), (300, 0.2))]}
+    assert plateau_end(log, 0.076) == 200 and plateau_end(log, 0.076, margin=0.1) == 300
+    with pytest.raises(ValueError, match="never exceeds"):
+        plateau_end(log, 0.2)
+
+
+def test_the_other_committed_seeds_load_with_their_logs(tmp_path):
+    import json
+    import shutil
+
+    from wmbook.lab.mlm import TINY_MLM_SEEDS_SHA256, load_tiny_mlm_seeds, tiny_mlm_file
+
+    assert tiny_mlm_file(0) == TINY_MLM_FILE and tiny_mlm_file(2).name == "tiny_mlm_wikitext2_seed2.pt"
+    assert len(TINY_MLM_SEEDS_SHA256) >= 2, "page 3.2 quotes the mean ± sd over at least 3 seeds"
+    runs = load_tiny_mlm_seeds()
+    assert list(runs) == [0, *sorted(TINY_MLM_SEEDS_SHA256)]
+    for seed, run in runs.items():
+        assert run.recipe.seed == seed and run.log["recipe"]["seed"] == seed
+        assert run.log["evals"][-1]["test_mask_acc"] > run.log["unigram"]["mask_acc"] + 0.1
+    # a seed's log is checked against its own recorded sha256
+    seed = min(TINY_MLM_SEEDS_SHA256)
+    sha = TINY_MLM_SEEDS_SHA256[seed][0]
+    copy = tmp_path / "seed.pt"
+    shutil.copyfile(tiny_mlm_file(seed), copy)
+    log = json.loads(tiny_mlm_file(seed).with_suffix(".json").read_text(encoding="utf-8"))
+    log["evals"][-1]["test_mask_acc"] += 0.01
+    copy.with_suffix(".json").write_text(json.dumps(log, indent=1) + "\n", encoding="utf-8")
+    with pytest.raises(CheckpointError, match="training log.*sha256"):
+        load_tiny_mlm(copy, sha256=sha)

@@ -124,16 +124,72 @@ def save_regressor(model: ICLRegressor, path, log: dict) -> None:
 ICL_REGRESSOR_FILE = "icl_linreg.pt"
 #: sha256 of the committed checkpoint, as printed by ``scripts/train_icl_regression.py``.
 ICL_REGRESSOR_SHA256 = "2bb941650bfe9c444402c91404d06e5d49503080b91192cc0f5fef05569dd5ef"
+#: sha256 of the other committed seeds, ``scripts/train_icl_regression.py --seed s --out
+#: wmbook/data/checkpoints/icl_linreg_seed{s}.pt`` (the committed recipe otherwise): page 2.3 quotes
+#: the mean ± sd over seed 0 and these.
+ICL_REGRESSOR_SEEDS_SHA256: dict[int, str] = {
+    1: "63cc36cbe4ed4063d2d3acc60284ac2c648368fa5211b84b8578a5cc95a9ce3a",
+    2: "1dd27149e4c3ee785e314069d581401471825bbd7c8b4f6dc96c7583f36e18b8",
+    3: "5efdb3e314eb2c3fdeefec65972d010117f247b02efb03e8179d750e42559931",
+    4: "019a483955724b32980a432c03f41e83601744cd38393368244647ca279afb64",
+}
+_REGENERATE = "python scripts/train_icl_regression.py{}  (a few minutes on a laptop CPU)"
 
 
-def load_icl_regressor() -> tuple[ICLRegressor, dict]:
-    """The committed in-context regression model (page 2.3) and its training log, in eval mode."""
+def icl_regressor_file(seed: int = 0) -> str:
+    """The committed checkpoint of one seed: ``icl_linreg.pt`` for seed 0, ``icl_linreg_seed{seed}.pt`` otherwise."""
+    return ICL_REGRESSOR_FILE if seed == 0 else f"icl_linreg_seed{seed}.pt"
+
+
+def load_icl_regressor(seed: int = 0) -> tuple[ICLRegressor, dict]:
+    """The committed in-context regression model of one seed (page 2.3) and its training log, in eval mode.
+
+    Seed 0 (the default) is the page's example model; the other seeds are those of
+    ``ICL_REGRESSOR_SEEDS_SHA256``. Each file is sha256-checked.
+    """
     from wmbook.data.checkpoint import CHECKPOINT_DIR, verify_checkpoint
 
-    path = verify_checkpoint(CHECKPOINT_DIR / ICL_REGRESSOR_FILE, ICL_REGRESSOR_SHA256,
-                             "python scripts/train_icl_regression.py  (a few minutes on a laptop CPU)",
-                             where="wmbook/lab/function_icl.py (ICL_REGRESSOR_SHA256)")
+    if seed == 0:
+        sha, where = ICL_REGRESSOR_SHA256, "ICL_REGRESSOR_SHA256"
+    elif seed in ICL_REGRESSOR_SEEDS_SHA256:
+        sha, where = ICL_REGRESSOR_SEEDS_SHA256[seed], "ICL_REGRESSOR_SEEDS_SHA256"
+    else:
+        raise ValueError(f"no committed checkpoint for seed {seed}; committed: {[0, *sorted(ICL_REGRESSOR_SEEDS_SHA256)]}")
+    file = icl_regressor_file(seed)
+    options = "" if seed == 0 else f" --seed {seed} --out wmbook/data/checkpoints/{file}"
+    path = verify_checkpoint(CHECKPOINT_DIR / file, sha, _REGENERATE.format(options),
+                             where=f"wmbook/lab/function_icl.py ({where})")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     model = ICLRegressor(ICLRegressorConfig(**ckpt["config"]))
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), ckpt["log"]
+
+
+def load_icl_regressor_seeds() -> dict[int, tuple[ICLRegressor, dict]]:
+    """Every committed seed of the regression recipe, ``{seed: (model, log)}``, seed 0 first, each sha256-checked.
+
+    Raises :class:`ValueError` if a checkpoint was trained with another recipe (steps, batch,
+    learning rate, model size) than seed 0's, or its log names another seed.
+    """
+    runs = {seed: load_icl_regressor(seed) for seed in [0, *sorted(ICL_REGRESSOR_SEEDS_SHA256)]}
+    model0, log0 = runs[0]
+    for seed, (model, log) in runs.items():
+        same = all(log["config"][k] == log0["config"][k] for k in ("steps", "batch", "lr"))
+        if not same or log["config"]["seed"] != seed or model.cfg != model0.cfg:
+            raise ValueError(f"the checkpoint of seed {seed} was trained with another recipe: {log['config']}")
+    return runs
+
+
+@torch.no_grad()
+def errors_by_k(model: ICLRegressor, prompts: RegressionPrompts, per_prompt: bool = False) -> Tensor:
+    r"""The model's mean error at every number of examples: entry :math:`k` (0 .. n - 1) is
+
+    .. math:: e_k = \frac{1}{B} \sum_{b=1}^{B} \frac{(\hat y^{(b)}_{k+1} - y^{(b)}_{k+1})^2}{d},
+
+    where :math:`\hat y^{(b)}_{k+1}` is predicted from the first :math:`k` examples of prompt
+    :math:`b` (one causal forward pass gives every :math:`k`): shape ``(n,)``. With
+    ``per_prompt=True``, the terms of the sum, shape ``(B, n)``. Page 2.3 averages it over seeds.
+    """
+    pred = model(prompts.xs, prompts.ys)  # (B, n): entry k uses the k examples before it
+    err = (pred - prompts.ys) ** 2 / prompts.xs.shape[-1]  # (B, n)
+    return err if per_prompt else err.mean(0)

@@ -42,6 +42,24 @@ TINY_MLM_SHA256 = "dd6edb98d83d6d57686ff91f65c0c7734efcf0ef5162a2ea6568ec0b3af31
 #: sha256 of its training log (``tiny_mlm_wikitext2.json``), as printed by the same script.
 TINY_MLM_LOG_SHA256 = "81c5e7b983b8a27f3cf670788f9d77b2dee922d48e0d4425a65e4da0d79c86cd"
 _REGENERATE = "python scripts/train_tiny_mlm.py  (about 5 minutes on a laptop CPU)"
+# The other committed seeds of the same recipe (``scripts/train_tiny_mlm.py --seed s --out
+# wmbook/data/checkpoints/tiny_mlm_wikitext2_seed{s}.pt``): page 3.2 quotes its curves' plateau and
+# final accuracy as mean ± sd over seed 0 and these. Seed 0's checkpoint stays the page's model.
+TINY_MLM_SEED1_SHA256 = "462dbfb8a20a356b0f07f2cc6d2b4d7621183888cad6a1445c711b9abde5b97c"
+TINY_MLM_SEED1_LOG_SHA256 = "5530aac7ac4da8bfccc5c3a78677f052a90b92929e0d869f44510a28174b8f01"
+TINY_MLM_SEED2_SHA256 = "578abc1f036c6337142726be56414c022ec74728530a080707a06d2cd3cada7d"
+TINY_MLM_SEED2_LOG_SHA256 = "ab30ad6441ccdcd897f2c5ed4358eb353624c701af7632762927e17c70e6f2db"
+TINY_MLM_SEED3_SHA256 = "528f47e5c1ecb6a8baaf992ffcc8c8501f1537386e3c1f71ea3bfff688ae7f08"
+TINY_MLM_SEED3_LOG_SHA256 = "f7d5a84e502ebfd2df26e88f398f36e2b902583bb1b1a2f874355f976201440b"
+TINY_MLM_SEED4_SHA256 = "da8ba7dc3f784837c655af85815bd604719ef578c8fad7e9ca00c277a21c5e1f"
+TINY_MLM_SEED4_LOG_SHA256 = "707da62436f8d096887b2a6eae6bd03d9367438e3ac3ace7c5eb0e99d2ab1e61"
+#: seed -> (sha256 of the checkpoint, sha256 of its log), for every committed seed but 0.
+TINY_MLM_SEEDS_SHA256: dict[int, tuple[str, str]] = {
+    1: (TINY_MLM_SEED1_SHA256, TINY_MLM_SEED1_LOG_SHA256),
+    2: (TINY_MLM_SEED2_SHA256, TINY_MLM_SEED2_LOG_SHA256),
+    3: (TINY_MLM_SEED3_SHA256, TINY_MLM_SEED3_LOG_SHA256),
+    4: (TINY_MLM_SEED4_SHA256, TINY_MLM_SEED4_LOG_SHA256),
+}
 
 
 @dataclass
@@ -364,7 +382,8 @@ def load_tiny_mlm(path: str | Path | None = None, sha256: str | None = TINY_MLM_
     With the defaults it reads the committed checkpoint and its training log and checks both
     sha256s; pass ``path`` (and ``sha256=None`` to skip the check) for a checkpoint of your own.
     The log (``<name>.json`` next to the checkpoint) must be there and name the checkpoint's
-    sha256; its own sha256 is checked (``TINY_MLM_LOG_SHA256``) with the committed weights'.
+    sha256; its own sha256 is checked (``TINY_MLM_LOG_SHA256``) with the committed weights', and
+    likewise for the other committed seeds (``TINY_MLM_SEEDS_SHA256``, see :func:`load_tiny_mlm_seeds`).
 
     Raises:
         CheckpointError: the file or its log is missing, has a different sha256, or is not a
@@ -380,9 +399,42 @@ def load_tiny_mlm(path: str | Path | None = None, sha256: str | None = TINY_MLM_
     state["cls.predictions.decoder.weight"] = state["bert.embeddings.word_embeddings.weight"]
     model.load_state_dict(state)
     log_path = path.with_suffix(".json")
-    log = load_log(log_path, TINY_MLM_LOG_SHA256 if sha256 == TINY_MLM_SHA256 else None, _REGENERATE,
-                   where="wmbook/lab/mlm.py (TINY_MLM_LOG_SHA256)")
+    committed_logs = {TINY_MLM_SHA256: TINY_MLM_LOG_SHA256, **dict(TINY_MLM_SEEDS_SHA256.values())}
+    log = load_log(log_path, committed_logs.get(sha256), _REGENERATE,
+                   where="wmbook/lab/mlm.py (TINY_MLM_LOG_SHA256 or TINY_MLM_SEED*_LOG_SHA256)")
     if log.get("sha256") != (sha256 or file_sha256(path)):
         raise CheckpointError(f"training log {log_path} was written for a checkpoint with sha256 {log.get('sha256')}, "
                               f"not for {path}; regenerate both with: {_REGENERATE}")
     return TinyMLM(model.eval(), TopKVocab(ckpt["vocab_ids"], ckpt["unk"]), MLMRecipe(**ckpt["recipe"]), log)
+
+
+def tiny_mlm_file(seed: int = 0) -> Path:
+    """The committed checkpoint of one seed: ``tiny_mlm_wikitext2.pt`` for seed 0,
+    ``tiny_mlm_wikitext2_seed{seed}.pt`` otherwise (its JSON log lies next to it)."""
+    return TINY_MLM_FILE if seed == 0 else TINY_MLM_FILE.with_name(f"{TINY_MLM_FILE.stem}_seed{seed}.pt")
+
+
+def load_tiny_mlm_seeds() -> dict[int, TinyMLM]:
+    """Every committed seed of the page-3.2 recipe, ``{seed: TinyMLM}``, seed 0 first; the
+    checkpoints and their logs are sha256-checked (``TINY_MLM_SHA256``, ``TINY_MLM_SEEDS_SHA256``).
+
+    Seed 0 is :func:`load_tiny_mlm`'s model. Raises :class:`ValueError` if a checkpoint's recipe
+    is not seed 0's recipe with its own seed.
+    """
+    runs = {0: load_tiny_mlm()}
+    for seed, (sha, _) in sorted(TINY_MLM_SEEDS_SHA256.items()):
+        runs[seed] = load_tiny_mlm(tiny_mlm_file(seed), sha256=sha)
+    for seed, run in runs.items():
+        if run.recipe != dataclasses.replace(runs[0].recipe, seed=seed):
+            raise ValueError(f"the checkpoint of seed {seed} was trained with another recipe: {run.recipe}")
+    return runs
+
+
+def plateau_end(log: dict, unigram_mask_acc: float, margin: float = 0.05) -> int:
+    r"""The step at which a run's held-out ``[MASK]`` accuracy first exceeds the unigram model's by
+    ``margin``: the first logged step :math:`s` with :math:`\mathrm{acc}_s > \mathrm{acc}_{uni} + \mathrm{margin}`
+    (page 3.2's "end of the plateau"). Raises :class:`ValueError` if no record does."""
+    for r in log["evals"]:
+        if r["test_mask_acc"] > unigram_mask_acc + margin:
+            return r["step"]
+    raise ValueError(f"the [MASK] accuracy never exceeds the unigram level {unigram_mask_acc:.3f} by {margin}")

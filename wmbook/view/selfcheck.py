@@ -23,6 +23,7 @@ typeset where the page has MathJax (the built book; Jupyter shows the TeX).
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 from typing import Any, Mapping, Sequence
 
@@ -37,7 +38,7 @@ class SelfCheck(Fragment):
     """Self-check questions ready to show (``.html``; ``.save(path)`` writes a page)."""
 
 
-def _question(k: int, q: Any) -> dict:
+def _question(k: int, q: Any, shuffle: bool = True) -> dict:
     where = f"question {k + 1}"
     if not isinstance(q, Mapping) or "q" not in q or "options" not in q:
         raise ValueError(f"{where} must be a mapping with 'q' (the question) and 'options', got {q!r:.80}")
@@ -59,6 +60,8 @@ def _question(k: int, q: Any) -> dict:
     if not any(o["correct"] for o in options):
         raise ValueError(f"{where}: no option is marked correct")
     qid = hashlib.sha256(prompt.strip().encode("utf-8")).hexdigest()[:12]  # stable across re-runs
+    if shuffle:  # the right answer's place says nothing; the same order on every run (seeded by the question)
+        random.Random(qid).shuffle(options)
     return {"id": qid, "prompt": _tex(prompt.strip()), "options": options}
 
 
@@ -67,13 +70,18 @@ def _tex(text: str) -> str:
     return _MATH.sub(lambda m: f"\\({m.group(1)}\\)", text)
 
 
-def self_check(page: str, questions: Sequence[Mapping], title: str = "Self-check") -> SelfCheck:
-    """Self-check questions for page ``page`` (e.g. ``"2.1"``) with feedback on every option."""
+def self_check(page: str, questions: Sequence[Mapping], title: str = "Self-check",
+               shuffle: bool = True) -> SelfCheck:
+    """Self-check questions for page ``page`` (e.g. ``"2.1"``) with feedback on every option.
+
+    With ``shuffle`` the options of each question are put in an order drawn from the question's
+    text, so the right answer's place carries no hint and does not change between runs.
+    """
     if not isinstance(page, str) or not page.strip():
         raise ValueError("page must name the page, e.g. '2.1' (answers are stored per page)")
     if isinstance(questions, (str, Mapping)) or not questions:
         raise ValueError("questions must be a non-empty list of questions")
-    qs = [_question(k, q) for k, q in enumerate(questions)]
+    qs = [_question(k, q, shuffle) for k, q in enumerate(questions)]
     if len({q["id"] for q in qs}) != len(qs):
         raise ValueError("two questions have the same text")
     uid = new_uid("wmb-sc")
