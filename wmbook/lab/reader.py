@@ -67,13 +67,20 @@ def span_lengths(correct: Sequence[bool], start: int = 3, lo: int = SPAN_MIN, hi
     lengths, L, errors = [], start, 0
     for ok in correct:
         lengths.append(L)
-        if ok:
-            L, errors = min(L + 1, hi), 0
-        else:
-            errors += 1
-            if errors == 2:
-                L, errors = max(L - 1, lo), 0
+        L, errors = staircase_step(L, errors, ok, lo, hi)
     return lengths
+
+
+def staircase_step(length: int, errors: int, correct: bool, lo: int = SPAN_MIN, hi: int = SPAN_MAX) -> tuple[int, int]:
+    """The staircase's rule, one list at a time: ``(next length, errors in a row)``.
+
+    A correct list adds a digit; the second error in a row removes one; within ``[lo, hi]``.
+    """
+    if correct:
+        return min(length + 1, hi), 0
+    if errors + 1 == 2:
+        return max(length - 1, lo), 0
+    return length, errors + 1
 
 
 def mean_span(trials: Iterable[Mapping]) -> float:
@@ -230,12 +237,7 @@ def simulate_span(true_span: float, direction: str = "forward", trials: int = SP
         target = digits if direction == "forward" else digits[::-1]
         response = target if ok else target[:-1] + str((int(target[-1]) + 1) % 10)
         out.append({"length": L, "presented": digits, "response": response})
-        if ok:
-            L, errors = min(L + 1, SPAN_MAX), 0
-        else:
-            errors += 1
-            if errors == 2:
-                L, errors = max(L - 1, SPAN_MIN), 0
+        L, errors = staircase_step(L, errors, ok)
     return out
 
 
