@@ -305,3 +305,17 @@ def test_squad(real_data):
     assert all(ex.answers == [] for ex in v2 if ex.is_impossible)
     with pytest.raises(ValueError, match="version must be 1"):
         data.load_squad(version=3)
+
+
+def test_seed_file_names_the_other_seeds_beside_the_committed_one():
+    from pathlib import Path
+
+    import pytest
+
+    from wmbook.data.checkpoint import seed_file
+
+    assert seed_file("recall_gpt.pt", 0) == "recall_gpt.pt"
+    assert seed_file("recall_gpt.pt", 2) == "recall_gpt_seed2.pt"
+    assert seed_file(Path("/x/tiny.pt"), 1) == Path("/x/tiny_seed1.pt")
+    with pytest.raises(ValueError, match="non-negative integer"):
+        seed_file("a.pt", -1)

@@ -277,3 +277,35 @@ def test_unsupported_ratios_are_found():
                                       "It is {glue:text}`speed:.1f`× faster on a 16 times longer text."),
     ])
     assert [n for n, _ in unsupported_ratios(page)] == ["97 %", "2.5×"]
+
+
+def test_glue_records_floats_to_six_significant_digits():
+    import numpy as np
+
+    from wmbook.book.notebook import STORED_DIGITS, stored_value
+
+    assert STORED_DIGITS == 6
+    assert stored_value(0.05779232457280159) == 0.0577923
+    assert stored_value(np.float32(7.152557373046875e-07)) == 7.15256e-07
+    assert type(stored_value(np.float64(2.5))) is float
+    assert stored_value(809856.0) == 809856.0 and stored_value(3) == 3 and stored_value(True) is True
+    assert stored_value("0.123456789") == "0.123456789"
+
+
+def test_stored_glued_floats_carry_no_cpu_noise(nb):
+    """No page stores a glued float to more digits than glue keeps (re-execute it if one does)."""
+    path, nb = nb
+    from wmbook.book.notebook import STORED_DIGITS
+
+    for c in _code(nb):
+        for o in c.outputs:
+            name = o.get("metadata", {}).get("scrapbook", {}).get("name")
+            text = o.get("data", {}).get(GLUE_PREFIX + "text/plain")
+            if name is None or text is None:
+                continue
+            try:
+                v = float(text)
+            except ValueError:
+                continue
+            if v == v and abs(v) != float("inf") and not v.is_integer():
+                assert float(f"{v:.{STORED_DIGITS}g}") == v, f"{_id(path)}: {name} is stored as {text}"

@@ -12,6 +12,23 @@ from typing import Any
 
 GLUE_PREFIX = "application/papermill.record/"
 CHECK_KEY = "wmbook_check"
+# A glued float is stored to this many significant digits: float32 work is good to about 7, and
+# the digits beyond vary with the CPU; the prose shows at most as many.
+STORED_DIGITS = 6
+
+
+def stored_value(value: Any) -> Any:
+    """What glue records: a float (Python or NumPy) to ``STORED_DIGITS`` significant digits,
+    anything else as it is. Whole numbers and non-finite floats are kept exactly."""
+    import math
+    import numbers
+
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+        v = float(value)
+        if math.isfinite(v) and not v.is_integer():
+            return float(f"{v:.{STORED_DIGITS}g}")
+        return v
+    return value
 
 
 def glue(name: str, value: Any, display: bool = False, *, rtol: float | None = None,
@@ -21,6 +38,9 @@ def glue(name: str, value: Any, display: bool = False, *, rtol: float | None = N
     Mirrors ``myst_nb.glue`` (MyST-NB 1.x): the display data is stored with
     the ``scrapbook`` metadata MyST-NB reads. With ``display=False`` nothing is
     shown in a live notebook.
+
+    A float is recorded to ``STORED_DIGITS`` significant digits (:func:`stored_value`): the
+    last digits of a float differ between CPUs and a reader should not see them as results.
 
     When the tests re-run the page, every glued number must come back within a
     tolerance: by default one unit of the last digit the prose shows (exact for
@@ -43,7 +63,7 @@ def glue(name: str, value: Any, display: bool = False, *, rtol: float | None = N
     from IPython.core.formatters import format_display_data
     from IPython.display import display as ipy_display
 
-    bundle, metadata = format_display_data(value)
+    bundle, metadata = format_display_data(stored_value(value))
     prefix = "" if display else GLUE_PREFIX
     metadata["scrapbook"] = {"name": name, "mime_prefix": prefix}
     if check:

@@ -19,6 +19,18 @@ CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 _VERIFIED: set[str] = set()
 
 
+def seed_file(committed: str | Path, seed: int) -> str | Path:
+    """The committed file of one seed of a recipe: ``committed`` itself for seed 0 (the pages'
+    example model), ``<stem>_seed<seed><suffix>`` beside it for the others (same type as given)."""
+    if seed < 0 or int(seed) != seed:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if seed == 0:
+        return committed
+    path = Path(committed)
+    named = path.with_name(f"{path.stem}_seed{seed}{path.suffix}")
+    return named if isinstance(committed, Path) else str(named)
+
+
 def verified_files() -> list[str]:
     """Names of the committed checkpoints and logs this process verified (and so loaded), sorted."""
     return sorted(_VERIFIED)

@@ -138,7 +138,9 @@ _REGENERATE = "python scripts/train_icl_regression.py{}  (a few minutes on a lap
 
 def icl_regressor_file(seed: int = 0) -> str:
     """The committed checkpoint of one seed: ``icl_linreg.pt`` for seed 0, ``icl_linreg_seed{seed}.pt`` otherwise."""
-    return ICL_REGRESSOR_FILE if seed == 0 else f"icl_linreg_seed{seed}.pt"
+    from wmbook.data.checkpoint import seed_file
+
+    return seed_file(ICL_REGRESSOR_FILE, seed)
 
 
 def load_icl_regressor(seed: int = 0) -> tuple[ICLRegressor, dict]:

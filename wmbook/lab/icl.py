@@ -217,7 +217,7 @@ def train_recall_gpt(recipe: RecallRecipe, log: Callable[[dict], None] | None = 
             if log:
                 log(r)
             if phase == 1 and (r["acc4"] >= recipe.switch_accuracy or step >= recipe.phase1_max_steps):
-                phase, phase2_start = 2, step
+                phase = 2
                 limit = min(limit, step + recipe.phase2_steps)
     model.eval()
     return model, records
@@ -240,7 +240,9 @@ RECALL_GPT_SEEDS_SHA256: dict[int, str] = {
 
 def recall_gpt_file(seed: int = 0) -> str:
     """The committed checkpoint of one seed: ``recall_gpt.pt`` for seed 0, ``recall_gpt_seed{seed}.pt`` otherwise."""
-    return RECALL_GPT_FILE if seed == 0 else f"recall_gpt_seed{seed}.pt"
+    from wmbook.data.checkpoint import seed_file
+
+    return seed_file(RECALL_GPT_FILE, seed)
 
 
 class RecallGPT(NamedTuple):

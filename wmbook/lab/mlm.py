@@ -31,7 +31,7 @@ from torch.nn import functional as F
 
 from wmbook.nn.bert import BertConfig
 from wmbook.nn.bert_heads import BertForPreTraining, MaskedBatch, mask_tokens
-from wmbook.data.checkpoint import (CHECKPOINT_DIR, CheckpointError, file_sha256, load_log, save_with_log,
+from wmbook.data.checkpoint import (CHECKPOINT_DIR, CheckpointError, file_sha256, load_log, save_with_log, seed_file,
                                     verify_checkpoint)
 from wmbook.nn.train import History, warmup_cosine
 
@@ -411,7 +411,7 @@ def load_tiny_mlm(path: str | Path | None = None, sha256: str | None = TINY_MLM_
 def tiny_mlm_file(seed: int = 0) -> Path:
     """The committed checkpoint of one seed: ``tiny_mlm_wikitext2.pt`` for seed 0,
     ``tiny_mlm_wikitext2_seed{seed}.pt`` otherwise (its JSON log lies next to it)."""
-    return TINY_MLM_FILE if seed == 0 else TINY_MLM_FILE.with_name(f"{TINY_MLM_FILE.stem}_seed{seed}.pt")
+    return seed_file(TINY_MLM_FILE, seed)
 
 
 def load_tiny_mlm_seeds() -> dict[int, TinyMLM]:
