@@ -50,6 +50,10 @@ def test_the_loader_parses_empty_cells_as_nan_and_refuses_rows_without_a_source(
     bad.write_text(header + "\nM,2020,1e9,,,,,no,,a,,,,\n", encoding="utf-8")
     with pytest.raises(ValueError, match="no source"):
         load_landmark_models(bad)
+    odd = tmp_path / "o.csv"
+    odd.write_text(header + "\nM,2020,1e9,,,,,maybe,key,a,,,,\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="open_weights must be 'yes', 'no' or empty, got 'maybe'"):
+        load_landmark_models(odd)
 
 
 def test_six_nd_and_the_compute_check():

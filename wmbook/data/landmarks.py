@@ -33,7 +33,10 @@ def load_landmark_models(path: str | Path | None = None) -> list[dict]:
             row["year"] = int(raw["year"])
             for key in NUMERIC:
                 row[key] = float(raw[key]) if raw[key].strip() else math.nan
-            row["open_weights"] = {"yes": True, "no": False, "": None}[raw["open_weights"].strip()]
+            flag = raw["open_weights"].strip()
+            if flag not in ("yes", "no", ""):
+                raise ValueError(f"{raw['model']}: open_weights must be 'yes', 'no' or empty, got {flag!r}")
+            row["open_weights"] = {"yes": True, "no": False, "": None}[flag]
             if not raw["source"].strip():
                 raise ValueError(f"{raw['model']}: no source")
             if math.isnan(row["params"]) and math.isnan(row["context"]):
