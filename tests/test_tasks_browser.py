@@ -32,6 +32,19 @@ def press(page, key: str) -> None:
     page.send("Input.dispatchKeyEvent", {"type": "keyUp", **params})
 
 
+def fixed(x: float, digits: int = 2) -> str:
+    """``x`` as JavaScript's ``x.toFixed(digits)`` writes it: the sign, then the exact binary value of
+    ``|x|`` with a tie rounded up (0.625 -> "0.63", where Python's format gives "0.62")."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    n = Decimal(abs(x)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    return ("-" if x < 0 else "") + f"{n:.{digits}f}"
+
+
+def test_fixed_writes_numbers_as_javascript_does():
+    assert [fixed(0.625), fixed(1.005), fixed(-0.625), fixed(7.5, 0), fixed(0.125, 1)] == ["0.63", "1.00", "-0.63", "8", "0.1"]
+
+
 def close(a, b, tol=1e-12) -> bool:
     if isinstance(a, float) and math.isnan(a):
         return b is None or (isinstance(b, float) and math.isnan(b))
@@ -146,7 +159,7 @@ def test_span_task_played_with_the_keyboard_and_keypad(browser, tmp_path, direct
     py = reader.score_span(trials, direction)
     assert [t["length"] for t in trials] == reader.span_lengths(plan, reader.SPAN_START[direction])
     shown = page.eval(f"document.querySelector('#{view.uid} .wmb-score').textContent")
-    assert f"Mean span: {py['mean_span']:.2f} digits" in shown, shown
+    assert f"Mean span: {fixed(py['mean_span'])} digits" in shown, shown
     assert f"longest list recalled: {py['max_correct']}" in shown
     # one digit per second: each digit stays ~0.7 s (times the test speed), measured on frames
     assert all(d >= 0.7 * 1000 * 0.02 * 0.9 for d in api(page, view, "t.durations"))
@@ -189,7 +202,7 @@ def test_change_detection_played_with_keys_and_taps(browser, tmp_path):
     assert sum(t["change"] for t in trials) == 6
     py = reader.cowan_k(trials)
     shown = page.eval(f"document.querySelector('#{view.uid} .wmb-score').textContent")
-    assert f"Mean K: {py['K_mean']:.2f}" in shown and f"N = 4: K = {py[4]['K']:.2f}" in shown, shown
+    assert f"Mean K: {fixed(py['K_mean'])}" in shown and f"N = 4: K = {fixed(py[4]['K'])}" in shown, shown
     # 100 ms x speed on screen, measured between painted frames (a frame is ~17 ms)
     assert all(20 * 0.9 <= d <= 20 + 60 for d in api(page, view, "t.durations")), api(page, view, "t.durations")
     assert not page.errors(), page.errors()
@@ -280,7 +293,7 @@ def test_tasks_work_in_the_built_book(request):
                     trials = page.eval(f"document.getElementById('{uid}').wmbTask.trials")
                     py = reader.score_span(trials, direction)
                     shown = page.eval(f"document.querySelector('#{uid} .wmb-score').textContent")
-                    assert len(trials) == 14 and f"Mean span: {py['mean_span']:.2f}" in shown, shown
+                    assert len(trials) == 14 and f"Mean span: {fixed(py['mean_span'])}" in shown, shown
                     assert page.eval(f"document.querySelector('#{uid} .wmb-ref').textContent")  # the reference line
                 elif kind == "change":
                     for k in range(64):
@@ -297,7 +310,7 @@ def test_tasks_work_in_the_built_book(request):
                     py = reader.cowan_k(trials)
                     assert sorted({t["n"] for t in trials}) == [4, 6] and len(trials) == 64
                     shown = page.eval(f"document.querySelector('#{uid} .wmb-score').textContent")
-                    assert f"Mean K: {py['K_mean']:.2f}" in shown, shown
+                    assert f"Mean K: {fixed(py['K_mean'])}" in shown, shown
                 else:  # offload
                     for k in range(8):
                         _wait_phase(page, uid, "responding", k)
@@ -310,7 +323,7 @@ def test_tasks_work_in_the_built_book(request):
                     trials = page.eval(f"document.getElementById('{uid}').wmbTask.trials")
                     py = reader.score_offloading(trials)
                     shown = page.eval(f"document.querySelector('#{uid} .wmb-score').textContent")
-                    assert f"from memory: {100 * py['memory']:.0f} %; with notes: {100 * py['notes']:.0f} %" in shown
+                    assert f"from memory: {fixed(100 * py['memory'], 0)} %; with notes: {fixed(100 * py['notes'], 0)} %" in shown
                     assert page.eval(f"document.getElementById('{uid}').wmbTask.order")[0] in ("notes", "memory")
                 page.eval(f"document.getElementById('{uid}').scrollIntoView()")
                 page.screenshot(shots / f"book-{doc.split('/')[-1]}-{kind}-{uids.index(uid)}.png", full_page=False)
