@@ -37,6 +37,10 @@ export WMBOOK_DATA_DIR := $(abspath ../shared/data)
 endif
 endif
 
+# seqeval (entity F1, page 6.1) ships only a setup.py that fetches setuptools-scm the legacy way,
+# which fails with setuptools-scm 10; a PEP 517 build works (pip >= 25.3 always builds that way).
+export PIP_USE_PEP517 := 1
+
 .PHONY: install torch book html test test-portable test-fast execute bench clean
 
 install: torch
