@@ -14,8 +14,8 @@ the held-out questions and the SQuAD 2.0 questions are answered. Each seed write
 ``<out stem>_seed<s>.pt``) and a JSON log next to it: the training loss, every held-out and SQuAD
 2.0 prediction (text and span score) and EM/F1. With ``--seed 0`` it also writes the dense
 retrieval index of section 6.2.2 (MiniLM embeddings of XQuAD's 240 paragraphs and 1,190
-questions, float16, ``<out stem>_dense_index.pt``; ``--index-only`` writes just that). Their sha256 go into SPAN_QA_SHA256 and
-SPAN_QA_LOG_SHA256 in wmbook/lab/qa_span.py. Options: ``--help`` (the shared command line of
+questions, float16, ``<out stem>_dense_index.pt``; ``--index-only`` writes just that). Their sha256 go into SPAN_QA_SEED<s>_SHA256 and
+SPAN_QA_SEED<s>_LOG_SHA256 in wmbook/lab/qa_span.py. Options: ``--help`` (the shared command line of
 scripts/_common.py, plus ``--seeds`` and ``--questions``). WMBOOK_DATA_DIR may point at the data.
 """
 from __future__ import annotations

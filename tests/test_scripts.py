@@ -95,6 +95,17 @@ RUN_TESTS = {
     **{name: ["test_the_newer_scripts_run"] for name in ("train_induction.py", "train_reversal.py",
                                                           "finetune_sst2_gpt.py", "train_fewshot_gpt.py")},
     "train_char_gpt_sizes.py": ["test_the_newer_scripts_run"],  # committed start: tests/test_scale.py (slow)
+    "train_span_qa.py": ["test_the_newer_scripts_run"],  # committed start and answers: page 6.2 re-runs them
+    "try_toolkits.py": ["test_try_toolkits_writes_its_log_format"],  # the install itself needs network: not run
+    # page 6.1: the committed starts are checked by the page (re-run of the first steps, recomputed features)
+    "train_ner_wnut17.py": ["test_the_newer_scripts_run"],
+    "nlp_minilm_features.py": ["test_the_newer_scripts_run"],
+    "train_lora_poem.py": ["test_the_newer_scripts_run"],  # committed log: tests/test_scaling_contrastive_lora.py, page 8.1
+    "train_reinforce.py": ["test_the_newer_scripts_run"],  # committed log: tests/test_compress_rl_active.py, page 8.3
+    "train_addition.py": ["test_the_newer_scripts_run"],  # committed start: page 8.2 re-runs it
+    # page 6.3: the page re-runs the first steps of train_tang_gpt.py and the first papers of scitldr_extractive.py
+    "train_tang_gpt.py": ["test_the_newer_scripts_run"],
+    "scitldr_extractive.py": ["test_the_newer_scripts_run"],
 }
 
 
@@ -313,7 +324,15 @@ NEWER_SCRIPTS = {"train_induction.py": ["--seeds", "1", "--steps", "2"],
                  "train_reversal.py": ["--seeds", "1", "--steps", "2"],
                  "finetune_sst2_gpt.py": ["--seeds", "1", "--steps", "2"],
                  "train_fewshot_gpt.py": ["--seeds", "1", "--steps", "2"],
-                 "train_char_gpt_sizes.py": ["--seeds", "1", "--steps", "2", "--widths", "16"]}
+                 "train_char_gpt_sizes.py": ["--seeds", "1", "--steps", "2", "--widths", "16"],
+                 "train_span_qa.py": ["--seeds", "1", "--steps", "2", "--questions", "8"],
+                 "train_ner_wnut17.py": ["--seeds", "2", "--steps", "2", "--sentences", "16"],
+                 "nlp_minilm_features.py": ["--steps", "3"],
+                 "train_lora_poem.py": ["--seeds", "1", "--steps", "2"],
+                 "train_reinforce.py": ["--seeds", "1", "--steps", "2"],
+                 "train_addition.py": ["--seeds", "1", "--steps", "2", "--test-problems", "2"],
+                 "train_tang_gpt.py": ["--seeds", "1", "--steps", "2"],
+                 "scitldr_extractive.py": ["--steps", "2"]}
 
 
 @pytest.mark.parametrize("name", sorted(NEWER_SCRIPTS))
@@ -610,3 +629,16 @@ def test_load_log(tmp_path):
         load_log(log, "0" * 64, "python scripts/x.py", where="HERE")
     with pytest.raises(CheckpointError, match="training log .*none.json is missing; regenerate it with: python"):
         load_log(tmp_path / "none.json", None, "python scripts/x.py")
+
+
+def test_try_toolkits_writes_its_log_format(tmp_path):
+    """scripts/try_toolkits.py --dry-run: no network, nothing installed, a log of the committed format (page 7.1)."""
+    from wmbook.lab.toolkits import check_install_log, load_toolkits_install
+
+    out = tmp_path / "toolkits_install.pt"
+    run = run_script("try_toolkits.py", "--dry-run", "--steps", "1", "--out", str(out), timeout=120)
+    assert printed_sha(run) == file_sha256(out)
+    install = load_toolkits_install(out, sha256=None, log_sha256=None)
+    check_install_log(install.log)
+    assert [r["name"] for r in install.log["packages"]] == ["fairseq"]
+    assert install.log["packages"][0]["outcome"] == "not tried (dry run)" and install.transcripts == {"fairseq": ""}

@@ -390,8 +390,15 @@ def predict_spans(head: SpanHead, hidden: Sequence[Tensor], features: Sequence[Q
 
 SPAN_QA_FILE = CHECKPOINT_DIR / "span_qa.pt"
 #: sha256 of the committed checkpoints (seed 0 is the page's model) and of their JSON logs.
-SPAN_QA_SHA256 = {0: "37ebcce765e17fbdf68d78c69b1201e6fea823c4efa0cdbb1ee6aa1ed2c17aa0", 1: "4f0c8d49ae8e1c1c339a112c009e6f8d623b29ec000ae06a5d60078ef4b6fe7a", 2: "69bd12aa4e15014dd3cd468ba8d567afadd6ce58560dda10449a1986bb93dff2"}
-SPAN_QA_LOG_SHA256 = {0: "e7b9caa14fc823654924cdf19b64895c0be9c23aac3b11d3003c442f0b9371d8", 1: "974a3e2868fa3b7efba9d03e135d6f95cd7d98d810f4a6883306868c2c85f134", 2: "64065d8cd0ef11bb07c2f6f9e139f7d97b08958fc9946dc3c55c3a613ff3408e"}
+# one constant per file, as for every committed checkpoint (tests/test_scripts.py finds them by name)
+SPAN_QA_SEED0_SHA256 = "37ebcce765e17fbdf68d78c69b1201e6fea823c4efa0cdbb1ee6aa1ed2c17aa0"
+SPAN_QA_SEED0_LOG_SHA256 = "e7b9caa14fc823654924cdf19b64895c0be9c23aac3b11d3003c442f0b9371d8"
+SPAN_QA_SEED1_SHA256 = "4f0c8d49ae8e1c1c339a112c009e6f8d623b29ec000ae06a5d60078ef4b6fe7a"
+SPAN_QA_SEED1_LOG_SHA256 = "974a3e2868fa3b7efba9d03e135d6f95cd7d98d810f4a6883306868c2c85f134"
+SPAN_QA_SEED2_SHA256 = "69bd12aa4e15014dd3cd468ba8d567afadd6ce58560dda10449a1986bb93dff2"
+SPAN_QA_SEED2_LOG_SHA256 = "64065d8cd0ef11bb07c2f6f9e139f7d97b08958fc9946dc3c55c3a613ff3408e"
+SPAN_QA_SHA256 = {0: SPAN_QA_SEED0_SHA256, 1: SPAN_QA_SEED1_SHA256, 2: SPAN_QA_SEED2_SHA256}
+SPAN_QA_LOG_SHA256 = {0: SPAN_QA_SEED0_LOG_SHA256, 1: SPAN_QA_SEED1_LOG_SHA256, 2: SPAN_QA_SEED2_LOG_SHA256}
 #: The seeds whose checkpoint is committed (seed 0 is the page's model).
 SPAN_QA_SEEDS = tuple(s for s, sha in SPAN_QA_SHA256.items() if sha)
 _REGENERATE = "python scripts/train_span_qa.py --seeds 3"
@@ -407,9 +414,9 @@ def load_span_qa(encoder, seed: int = 0) -> tuple[SpanHead, dict]:
     if seed not in SPAN_QA_SEEDS:
         raise ValueError(f"committed seeds are {list(SPAN_QA_SEEDS)}, got {seed}")
     path = verify_checkpoint(seed_file(SPAN_QA_FILE, seed), SPAN_QA_SHA256[seed], _REGENERATE,
-                             f"SPAN_QA_SHA256[{seed}] in wmbook/lab/qa_span.py")
+                             f"SPAN_QA_SEED{seed}_SHA256 in wmbook/lab/qa_span.py")
     log = load_log(path.with_suffix(".json"), SPAN_QA_LOG_SHA256[seed], _REGENERATE,
-                   f"SPAN_QA_LOG_SHA256[{seed}] in wmbook/lab/qa_span.py")
+                   f"SPAN_QA_SEED{seed}_LOG_SHA256 in wmbook/lab/qa_span.py")
     blob = torch.load(path, weights_only=True)
     recipe = SpanQARecipe(**blob["recipe"])
     head = new_span_head(encoder, recipe.n_trained_layers, seed=recipe.seed)
