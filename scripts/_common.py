@@ -94,3 +94,43 @@ def report_written(out: Path, sha256: str) -> None:
     print(f"wrote {out} ({out.stat().st_size / 2**20:.2f} MiB) and {log_path.name}")
     print(f"log sha256 {file_sha256(log_path)}")
     print(f"sha256 {sha256}")
+
+
+def train_char_gpt_seeds(corpus, recipe_for_seed, seeds, threads: int):
+    """Train a character GPT per seed (``recipe_for_seed(seed)`` gives each run's recipe), print
+    progress, and score each on the whole validation split.
+
+    Returns ``(model, recipe, history, extra)``: the first seed's model, recipe and history (the
+    committed checkpoint) and the log's extra fields, with every seed's validation loss and evals.
+    Shared by ``train_char_gpt.py`` (Shakespeare) and ``train_tang_gpt.py`` (Tang poems).
+    """
+    import platform
+    import time
+
+    from wmbook.lab.char_gpt import evaluate_lm, train_char_gpt
+
+    val_ids = torch.tensor(corpus.encode(corpus.val))
+
+    def log(r: dict) -> None:
+        print(f"step {r['step']:5d}  train {r['train_loss']:.4f}  val {r['val_loss']:.4f}"
+              f"  ({r['seconds']:.0f} s)", flush=True)
+
+    runs, first = [], None
+    for seed in seeds:
+        recipe = recipe_for_seed(seed)
+        print(f"seed {seed}", flush=True)
+        t0 = time.perf_counter()
+        model, history = train_char_gpt(corpus, recipe, log=log)
+        train_seconds = time.perf_counter() - t0
+        val_full = evaluate_lm(model, val_ids)
+        print(f"validation loss on all {len(val_ids):,} characters: {val_full:.4f} nats/char", flush=True)
+        runs.append({"seed": seed, "val_loss_full": round(val_full, 6), "train_seconds": round(train_seconds, 1),
+                     "evals": [[r["step"], round(r["train_loss"], 6), round(r["val_loss"], 6)]
+                               for r in history.records if "val_loss" in r]})
+        if first is None:
+            first = (model, recipe, history, val_full, train_seconds)
+    model, recipe, history, val_full, train_seconds = first
+    extra = {"val_loss_full": round(val_full, 6), "train_seconds": round(train_seconds, 1),
+             "threads": threads, "torch": torch.__version__, "python": platform.python_version(),
+             "seeds": runs}
+    return model, recipe, history, extra

@@ -19,14 +19,11 @@ scripts/_common.py, plus ``--seeds``).
 """
 from __future__ import annotations
 
-import platform
 import sys
-import time
 
-import torch
-from _common import parse, report_written, script_parser  # scripts/_common.py
+from _common import parse, report_written, script_parser, train_char_gpt_seeds  # scripts/_common.py
 
-from wmbook.lab.char_gpt import CHAR_GPT_FILE, CharGPTRecipe, evaluate_lm, save_char_gpt, train_char_gpt
+from wmbook.lab.char_gpt import CHAR_GPT_FILE, CharGPTRecipe, save_char_gpt
 from wmbook.data.loaders import load_tinyshakespeare
 
 
@@ -39,34 +36,12 @@ def parser():
 
 
 def main(argv: list[str] | None = None) -> int:
-    cli = parser()
-    args = parse(cli, argv)
+    args = parse(parser(), argv)
     corpus = load_tinyshakespeare()
-    val_ids = torch.tensor(corpus.encode(corpus.val))
-
-    def log(r: dict) -> None:
-        print(f"step {r['step']:5d}  train {r['train_loss']:.4f}  val {r['val_loss']:.4f}"
-              f"  ({r['seconds']:.0f} s)", flush=True)
-
-    seeds, first = [], None
-    for seed in range(args.seed, args.seed + args.seeds):
-        recipe = CharGPTRecipe(steps=args.steps, seed=seed,
-                               eval_every=min(CharGPTRecipe.eval_every, args.steps))
-        print(f"seed {seed}", flush=True)
-        t0 = time.perf_counter()
-        model, history = train_char_gpt(corpus, recipe, log=log)
-        train_seconds = time.perf_counter() - t0
-        val_full = evaluate_lm(model, val_ids)
-        print(f"validation loss on all {len(val_ids):,} characters: {val_full:.4f} nats/char", flush=True)
-        seeds.append({"seed": seed, "val_loss_full": round(val_full, 6), "train_seconds": round(train_seconds, 1),
-                      "evals": [[r["step"], round(r["train_loss"], 6), round(r["val_loss"], 6)]
-                                for r in history.records if "val_loss" in r]})
-        if first is None:
-            first = (model, recipe, history, val_full, train_seconds)
-    model, recipe, history, val_full, train_seconds = first
-    extra = {"val_loss_full": round(val_full, 6), "train_seconds": round(train_seconds, 1),
-             "threads": args.threads, "torch": torch.__version__, "python": platform.python_version(),
-             "seeds": seeds}
+    model, recipe, history, extra = train_char_gpt_seeds(
+        corpus, lambda seed: CharGPTRecipe(steps=args.steps, seed=seed,
+                                           eval_every=min(CharGPTRecipe.eval_every, args.steps)),
+        range(args.seed, args.seed + args.seeds), args.threads)
     sha = save_char_gpt(args.out, model, corpus.vocab, recipe, history, extra=extra)
     report_written(args.out, sha)
     return 0

@@ -15,14 +15,10 @@ WMBOOK_DATA_DIR may point at the data. Seeded and deterministic on the CPU.
 """
 from __future__ import annotations
 
-import platform
 import sys
-import time
 
-import torch
-from _common import parse, report_written, script_parser  # scripts/_common.py
+from _common import parse, report_written, script_parser, train_char_gpt_seeds  # scripts/_common.py
 
-from wmbook.lab.char_gpt import evaluate_lm, train_char_gpt
 from wmbook.lab.poetry import TANG_GPT_FILE, save_tang_gpt, tang_corpus, tang_recipe
 
 
@@ -37,30 +33,9 @@ def parser():
 def main(argv: list[str] | None = None) -> int:
     args = parse(parser(), argv)
     corpus = tang_corpus()
-    val_ids = torch.tensor(corpus.encode(corpus.val))
-
-    def log(r: dict) -> None:
-        print(f"step {r['step']:5d}  train {r['train_loss']:.4f}  val {r['val_loss']:.4f}  ({r['seconds']:.0f} s)",
-              flush=True)
-
-    seeds, first = [], None
-    for seed in range(args.seed, args.seed + args.seeds):
-        recipe = tang_recipe(steps=args.steps, seed=seed, eval_every=min(100, args.steps))
-        print(f"seed {seed}", flush=True)
-        t0 = time.perf_counter()
-        model, history = train_char_gpt(corpus, recipe, log=log)
-        train_seconds = time.perf_counter() - t0
-        val_full = evaluate_lm(model, val_ids)
-        print(f"validation loss on all {len(val_ids):,} characters: {val_full:.4f} nats/char", flush=True)
-        seeds.append({"seed": seed, "val_loss_full": round(val_full, 6), "train_seconds": round(train_seconds, 1),
-                      "evals": [[r["step"], round(r["train_loss"], 6), round(r["val_loss"], 6)]
-                                for r in history.records if "val_loss" in r]})
-        if first is None:
-            first = (model, recipe, history, val_full, train_seconds)
-    model, recipe, history, val_full, train_seconds = first
-    extra = {"val_loss_full": round(val_full, 6), "train_seconds": round(train_seconds, 1),
-             "threads": args.threads, "torch": torch.__version__, "python": platform.python_version(),
-             "seeds": seeds}
+    model, recipe, history, extra = train_char_gpt_seeds(
+        corpus, lambda seed: tang_recipe(steps=args.steps, seed=seed, eval_every=min(100, args.steps)),
+        range(args.seed, args.seed + args.seeds), args.threads)
     sha = save_tang_gpt(args.out, model, corpus.vocab, recipe, history, extra=extra)
     report_written(args.out, sha)
     return 0

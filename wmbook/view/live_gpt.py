@@ -59,6 +59,15 @@ from wmbook.nn.gpt import GPT
 from wmbook.view.fragment import Fragment, asset, escape, json_for_script, new_uid
 
 _UID = "__WMB_UID__"
+
+
+def _theme_css() -> str:
+    """The explorer's theme block (its CSS from the first ``#id {`` rule up to the ``#id *`` rule):
+    colours from the host's theme variables with light and dark fallbacks. The live view uses it
+    as it is, so the two views look alike and the block is written once."""
+    css = asset("explorer_assets", "explorer.css")
+    start, end = css.index(f"#{_UID} {{"), css.index(f"#{_UID} *, ")
+    return css[start:end]
 _ARGS = "__WMB_ARGS__"
 FORMAT = "wmbook-live-gpt-1"
 #: Default limit on the packed float16 weights (bytes): 4 MB raw is about 5.3 MB of base64 in the page.
@@ -420,7 +429,7 @@ def live_gpt(
                 "top_k": top_k or 0, "top_p": float(top_p or 1.0), "seed": seed, "constrain": constrain}
     args = {"model": {**packed.payload(), "kernel": base64.b64encode(matmul_wasm()).decode("ascii")},
             "settings": settings}
-    css = asset("live_gpt_assets", "live_gpt.css").replace(_UID, uid)
+    css = (_theme_css() + asset("live_gpt_assets", "live_gpt.css")).replace(_UID, uid)
     js = asset("live_gpt_assets", "live_gpt.js", _ARGS).replace(_ARGS, f'"{uid}", {json_for_script(args)}', 1)
     if explorer:  # the explorer's script as a function of (id, data), its CSS with the id left to fill in
         ex_js = asset("explorer_assets", "explorer.js", _ARGS).replace(_ARGS, "EX_ID, EX_DATA", 1)
