@@ -375,3 +375,34 @@ def tap(page: "Page", x: float, y: float) -> None:
     page.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 1})
     page.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
     page.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def open_views(browser: Browser, folder: str | Path, *views: Any, name: str = "views.html", title: str = "views",
+               width: int = 900, height: int = 900, timeout: float | None = None, ready: str | None = None) -> Page:
+    """Write ``views`` (wmbook fragments) into one page ``folder/name`` and open it from ``file://``.
+
+    ``ready``: an attribute every view's root element must carry before this returns (e.g.
+    ``data-wmb-ready``). Shared by the browser tests of the reader's tasks and of the live GPT.
+    """
+    from wmbook.view.fragment import page_html
+
+    path = Path(folder) / name
+    path.write_text(page_html(*views, title=title), encoding="utf-8")
+    page = browser.new_page(width=width, height=height)
+    page.goto(path.as_uri(), **({"timeout": timeout} if timeout else {}))
+    for v in views if ready else ():
+        page.wait_for(f"document.getElementById('{v.uid}').getAttribute('{ready}')", timeout=timeout or 10.0)
+    return page
+
+
+def view_eval(page: Page, view: Any, prop: str, expr: str, name: str = "v") -> Any:
+    """Evaluate ``expr`` with ``name`` bound to the view's API (``document.getElementById(uid)[prop]``)."""
+    return page.eval(f"(function({name}){{return {expr};}})(document.getElementById('{view.uid}').{prop})")
+
+
+def shoot(page: Page, name: str) -> None:
+    """A screenshot ``name`` into ``$WMBOOK_SCREENSHOT_DIR`` when that is set (else nothing)."""
+    shots = os.environ.get("WMBOOK_SCREENSHOT_DIR")
+    if shots:
+        Path(shots).mkdir(parents=True, exist_ok=True)
+        page.screenshot(Path(shots) / name)

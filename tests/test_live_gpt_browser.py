@@ -6,7 +6,6 @@ keyboard; two views on one page do not interfere; the speed is measured and prin
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -18,11 +17,11 @@ from wmbook.lab.char_gpt import load_char_gpt
 from wmbook.lab.reader import mulberry32
 from wmbook.nn.gpt import GPT, GPTConfig
 from wmbook.nn.sampling import filter_logits, generate
-from wmbook.view.fragment import page_html
 from wmbook.view.live_gpt import live_gpt, round_to_float16, sample_index
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser import Browser  # noqa: E402
+from browser import Browser, shoot, view_eval  # noqa: E402
+from browser import open_views as _open_views  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -49,24 +48,12 @@ def browser():
 
 
 def open_views(browser, tmp_path, *views, name="live.html"):
-    path = tmp_path / name
-    path.write_text(page_html(*views, title="live GPT"), encoding="utf-8")
-    page = browser.new_page(width=1100, height=1000)
-    page.goto(path.as_uri(), timeout=60)
-    for v in views:
-        page.wait_for(f"document.getElementById('{v.uid}').getAttribute('data-wmb-ready')", timeout=60)
-    return page
+    return _open_views(browser, tmp_path, *views, name=name, title="live GPT", width=1100, height=1000, timeout=60,
+                       ready="data-wmb-ready")
 
 
 def js(page, view, expr):
-    return page.eval(f"(function(g){{return {expr};}})(document.getElementById('{view.uid}').wmbLive)")
-
-
-def shoot(page, name):
-    shots = os.environ.get("WMBOOK_SCREENSHOT_DIR")
-    if shots:
-        Path(shots).mkdir(parents=True, exist_ok=True)
-        page.screenshot(Path(shots) / name)
+    return view_eval(page, view, "wmbLive", expr, name="g")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import statistics
 import pytest
 
 from wmbook.lab import reader
-from wmbook.view.tasks import change_detection_task, digit_span_task, offloading_task
+from wmbook.view.tasks import change_detection_task, digit_span_task, n_back_task, offloading_task
 
 
 def test_span_correct_forward_and_backward():
@@ -88,7 +88,7 @@ def test_mulberry32_is_the_reference_generator():
 
 
 @pytest.mark.parametrize("make", [lambda: digit_span_task("backward"), lambda: change_detection_task(),
-                                  lambda: offloading_task()])
+                                  lambda: offloading_task(), lambda: n_back_task()])
 def test_task_fragments_are_self_contained(make):
     a, b = make(), make()
     assert a.uid != b.uid
@@ -123,3 +123,98 @@ def test_chunking():
     assert reader.chunk("FBICIANASAIBM", ["FBI", "CIA", "NASA", "IBM"]) == ["FBI", "CIA", "NASA", "IBM"]
     assert reader.chunk("FBICIANASAIBM", []) == list("FBICIANASAIBM")
     assert reader.chunk("x nasa y", ["NASA", "NAS"]) == ["X", "NASA", "Y"]
+
+
+def test_z_score_and_d_prime_against_scipy():
+    from scipy.stats import norm
+
+    ps = [1e-12, 0.001, 0.02, 0.0749, 0.075, 0.3, 0.5, 0.77, 0.925, 0.999, 1 - 1e-9]
+    assert max(abs(reader.z_score(p) - norm.ppf(p)) for p in ps) < 1e-9
+    with pytest.raises(ValueError, match="strictly"):
+        reader.z_score(1.0)
+    # log-linear correction: (hits + 0.5) / (n + 1), even for rates of 0 and 1
+    assert reader.d_prime(7, 9, 1, 21) == pytest.approx(norm.ppf(7.5 / 10) - norm.ppf(1.5 / 22), abs=1e-12)
+    assert reader.d_prime(9, 9, 0, 21) == pytest.approx(norm.ppf(9.5 / 10) - norm.ppf(0.5 / 22), abs=1e-12)
+    assert reader.d_prime(0, 0, 0, 0) == 0.0  # no trials: both rates 1/2
+    with pytest.raises(ValueError, match="out of range"):
+        reader.d_prime(10, 9, 0, 21)
+
+
+def test_n_back_stream_has_its_targets_and_only_them():
+    for seed in range(20):
+        s = reader.n_back_stream(30, 2, 9, seed=seed)
+        assert len(s) == 30 and sum(t["target"] for t in s) == 9
+        assert all(t["target"] == (t["index"] >= 2 and t["letter"] == s[t["index"] - 2]["letter"]) for t in s)
+        assert set(t["letter"] for t in s) <= set("BCDFGHJK")
+    assert reader.n_back_stream(seed=3) == reader.n_back_stream(seed=3) != reader.n_back_stream(seed=4)
+    with pytest.raises(ValueError, match="targets"):
+        reader.n_back_stream(10, 2, 9)
+    with pytest.raises(ValueError, match="length > n"):
+        reader.n_back_stream(2, 2, 0)
+
+
+def test_score_n_back_counts_and_d_prime():
+    rows = ([{"target": True, "responded": True}] * 7 + [{"target": True, "responded": False}] * 2
+            + [{"target": False, "responded": True}] + [{"target": False, "responded": False}] * 20)
+    s = reader.score_n_back(rows)
+    assert (s["hits"], s["misses"], s["false_alarms"], s["correct_rejections"]) == (7, 2, 1, 20)
+    assert s["hit_rate"] == pytest.approx(7 / 9) and s["fa_rate"] == pytest.approx(1 / 21)
+    assert s["d_prime"] == pytest.approx(reader.d_prime(7, 9, 1, 21))
+    assert math.isnan(reader.score_n_back([])["hit_rate"])
+    # a simulated reader: d' grows with its hit rate at a fixed false-alarm rate (mean over draws)
+    stream = reader.n_back_stream(seed=0)
+    mean_d = [statistics.mean(reader.score_n_back(reader.simulate_n_back(stream, h, 0.1, seed=k))["d_prime"]
+                              for k in range(30)) for h in (0.3, 0.6, 0.9)]
+    assert mean_d[0] < mean_d[1] < mean_d[2]
+
+
+def test_recognition_lure_changes_two_letters_to_new_ones():
+    for seed in range(20):
+        lure = reader.recognition_lure("KQMXBZT", reader.mulberry32(seed))
+        assert len(lure) == 7 and sum(a != b for a, b in zip(lure, "KQMXBZT")) == 2
+        assert all(c not in "KQMXBZT" for a, c in zip("KQMXBZT", lure) if a != c)
+    with pytest.raises(ValueError, match="changes"):
+        reader.recognition_lure("BCD", reader.mulberry32(0), changes=4)
+    with pytest.raises(ValueError, match="letters are left"):
+        reader.recognition_lure("BCDFGHJKLMNPQRSTVWX", reader.mulberry32(0), changes=2)
+
+
+def test_score_delayed_per_condition():
+    rows = ([{"condition": "memory", "old": True, "said_old": True}] * 3
+            + [{"condition": "memory", "old": True, "said_old": False}]
+            + [{"condition": "memory", "old": False, "said_old": True}]
+            + [{"condition": "memory", "old": False, "said_old": False}] * 3
+            + [{"condition": "notes", "old": o, "said_old": True} for o in (True, False)] * 4
+            + [{"condition": "notes", "presented": "BCD", "response": "BCD"}])  # a recall row: ignored
+    s = reader.score_delayed(rows)
+    assert (s["memory"]["hits"], s["memory"]["fa"], s["memory"]["corrected"]) == (0.75, 0.25, 0.5)
+    assert (s["notes"]["hits"], s["notes"]["fa"], s["notes"]["corrected"]) == (1.0, 1.0, 0.0)
+    assert s["notes"]["n_old"] == s["notes"]["n_new"] == 4
+    assert math.isnan(reader.score_delayed([])["memory"]["corrected"])
+    with pytest.raises(ValueError, match="condition"):
+        reader.score_delayed([{"condition": "aid", "old": True, "said_old": True}])
+    # the recall scorer skips the probes of the same run
+    assert reader.score_offloading(rows[-1:] + rows[:2])["n"] == {"memory": 0, "notes": 1}
+
+
+def test_n_back_and_offloading_options_are_checked():
+    with pytest.raises(ValueError, match="on_ms"):
+        n_back_task(on_ms=2500)
+    with pytest.raises(ValueError, match="targets"):
+        n_back_task(length=10, targets=9)
+    col = '["delayed_memory","later H-F, memory",2]'  # a column of the saved-runs table
+    assert col in offloading_task().html and col not in offloading_task(delayed_test=False).html
+    assert "surprise" not in re.search(r'"intro":"([^"]*)"', offloading_task().html).group(1).lower()  # unannounced
+
+
+def test_simulated_delayed_reader():
+    rows = reader.simulate_delayed({"memory": 1.0, "notes": 0.0})
+    s = reader.score_delayed(rows)
+    assert len(rows) == 16 and s["memory"]["corrected"] == 1.0 and s["notes"]["corrected"] == -1.0
+    # a reader right 3 times in 4 in both conditions: H - F = 0.5 on average, no difference
+    diffs = [reader.score_delayed(reader.simulate_delayed({"memory": 0.75, "notes": 0.75}, 50, seed=k))
+             for k in range(20)]
+    assert abs(statistics.mean(d["notes"]["corrected"] - d["memory"]["corrected"] for d in diffs)) < 0.1
+    assert abs(statistics.mean(d["memory"]["corrected"] for d in diffs) - 0.5) < 0.05
+    with pytest.raises(ValueError, match="keys"):
+        reader.simulate_delayed({"memory": 0.5})

@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 
 from wmbook.lab import reader
-from wmbook.view.fragment import page_html
-from wmbook.view.tasks import change_detection_task, digit_span_task, offloading_task
+from wmbook.view.tasks import change_detection_task, digit_span_task, n_back_task, offloading_task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser import Browser  # noqa: E402
+from browser import Browser, open_views, shoot, view_eval  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -58,22 +57,11 @@ def browser():
 
 
 def open_page(browser, tmp_path, *views, name="tasks.html"):
-    path = tmp_path / name
-    path.write_text(page_html(*views, title="tasks"), encoding="utf-8")
-    page = browser.new_page(width=900, height=900)
-    page.goto(path.as_uri())
-    return page
+    return open_views(browser, tmp_path, *views, name=name, title="tasks")
 
 
 def api(page, view, expr):
-    return page.eval(f"(function(t){{return {expr};}})(document.getElementById('{view.uid}').wmbTask)")
-
-
-def shoot(page, name):
-    shots = os.environ.get("WMBOOK_SCREENSHOT_DIR")
-    if shots:
-        Path(shots).mkdir(parents=True, exist_ok=True)
-        page.screenshot(Path(shots) / name)
+    return view_eval(page, view, "wmbTask", expr, name="t")
 
 
 def test_js_scorers_equal_the_python_scorers(browser, tmp_path):
@@ -123,6 +111,49 @@ def test_js_scorers_equal_the_python_scorers(browser, tmp_path):
     assert page.eval("wmbookTasks.blockOrder(false, 2)") == reader.block_order(False)
     assert not page.errors(), page.errors()
     assert all(u.startswith(("file:", "data:", "about:")) for u in page.requests())
+
+
+def test_js_scorers_of_the_delayed_test_and_n_back_equal_the_python_ones(browser, tmp_path):
+    page = open_page(browser, tmp_path, n_back_task(seed=1), name="scorers2.html")
+    page.wait_for("window.wmbookTasks && true")
+    rnd = random.Random(2)
+    # the normal quantile: Wichura's AS241 in both languages, over the whole range
+    ps = [1e-300, 1e-20, 1e-9, 0.0001, 0.01, 0.0749, 0.075, 0.0751, 0.3, 0.5, 0.7, 0.925, 0.99, 1 - 1e-12]
+    ps += [rnd.random() for _ in range(200)]
+    js = page.eval(f"{json.dumps(ps)}.map(wmbookTasks.zScore)")
+    diff = max(abs(a - reader.z_score(p)) for a, p in zip(js, ps))
+    print(f"\nmax |zScore (JS) - z_score (Python)| over {len(ps)} p: {diff:.1e}")
+    assert diff <= 1e-12
+    # streams: the same letters and targets from the same seed
+    for seed, (length, n, targets) in enumerate([(30, 2, 9), (12, 1, 4), (20, 3, 0), (40, 2, 38)]):
+        py = reader.n_back_stream(length, n, targets, seed=seed)
+        assert page.eval(f"wmbookTasks.nBackStream({length}, {n}, {targets}, {seed}, 'BCDFGHJK')") == py
+    # n-back scores on simulated readers, including perfect and empty ones
+    stream = reader.n_back_stream(seed=5)
+    runs = [reader.simulate_n_back(stream, h, f, seed=k) for k, (h, f) in
+            enumerate([(0.8, 0.1), (1.0, 0.0), (0.0, 1.0), (0.5, 0.5), (0.9, 0.05)])]
+    runs += [[{"target": True, "responded": True}], []]
+    for trials in runs:
+        py, js = reader.score_n_back(trials), page.eval(f"wmbookTasks.scoreNBack({json.dumps(trials)})")
+        for f in ("hits", "misses", "false_alarms", "correct_rejections"):
+            assert py[f] == js[f], f
+        for f in ("hit_rate", "fa_rate", "d_prime"):
+            assert close(py[f], js[f]), (f, py[f], js[f])
+    # the delayed test: lures drawn alike, scores alike
+    letters = "BCDFGHJKLMNPQRSTVWXZ"
+    for seed in range(10):
+        lst = "".join(rnd.sample(letters, 7))
+        assert page.eval(f"wmbookTasks.lure('{lst}', wmbookTasks.rng({seed}), 2)") == \
+            reader.recognition_lure(lst, reader.mulberry32(seed), 2)
+    for k in range(8):
+        rows = [{"part": "delayed", "condition": rnd.choice(["memory", "notes"]), "old": rnd.random() < 0.5,
+                 "said_old": rnd.random() < 0.5} for _ in range(rnd.randint(0, 20))]
+        rows.append({"part": "recall", "condition": "notes", "presented": "BCD", "response": "BCD"})  # not a probe
+        py, js = reader.score_delayed(rows), page.eval(f"wmbookTasks.scoreDelayed({json.dumps(rows)})")
+        for cond in ("memory", "notes"):
+            for f in ("hits", "fa", "corrected", "n_old", "n_new"):
+                assert close(py[cond][f], js[cond][f]), (k, cond, f)
+    assert not page.errors(), page.errors()
 
 
 @pytest.mark.parametrize("direction", ["forward", "backward"])
@@ -226,6 +257,20 @@ def test_offloading_task_gives_two_scores_side_by_side(browser, tmp_path):
         if k == 1:
             shoot(page, "task-offloading.png")
         press(page, "Enter")
+    # the surprise test: every list twice (as it was, and with two letters changed), shuffled.
+    # The scripted reader tells memory lists from their lures and says "seen" to every notes probe.
+    for j in range(8):
+        page.wait_for(f"(function(t){{return t.phase==='recognition' && t.current.index==={j};}})"
+                      f"(document.getElementById('{view.uid}').wmbTask)", timeout=20)
+        cur = api(page, view, "t.current")
+        assert any(cur["presented"] == t["presented"] for t in api(page, view, "t.trials")) == cur["old"]
+        said_old = cur["old"] or cur["condition"] == "notes"
+        if j == 1:
+            shoot(page, "task-offloading-delayed.png")
+        if j % 2:  # the buttons (touch)
+            page.click(*page.center(f"#{view.uid} .wmb-key[data-key='{'o' if said_old else 'n'}']"))
+        else:
+            press(page, "o" if said_old else "n")
     page.wait_for(f"document.getElementById('{view.uid}').wmbTask.phase==='done'", timeout=20)
     trials = api(page, view, "t.trials")
     py = reader.score_offloading(trials)
@@ -233,13 +278,63 @@ def test_offloading_task_gives_two_scores_side_by_side(browser, tmp_path):
     shown = page.eval(f"document.querySelector('#{view.uid} .wmb-score').textContent")
     assert "from memory: 40 %; with notes: 100 %" in shown, shown
     assert page.eval(f"document.querySelectorAll('#{view.uid} .wmb-bar-row').length") == 2
+    probes = api(page, view, "t.probes")
+    assert len(probes) == 8 and sum(p["old"] for p in probes) == 4
+    later = reader.score_delayed(probes)
+    assert (later["memory"]["hits"], later["memory"]["fa"], later["notes"]["hits"], later["notes"]["fa"]) == (1, 0, 1, 1)
+    shown = page.eval(f"document.querySelector('#{view.uid} .wmb-delayed').textContent")
+    assert (f"from memory: {fixed(later['memory']['corrected'])}; with notes: {fixed(later['notes']['corrected'])}"
+            in shown), shown
+    assert page.eval(f"document.querySelectorAll('#{view.uid} .wmb-delayed-table tr').length") == 3
+    # kept in this browser, in the CSV (4 recall rows + 8 probes), and cleared by the button
+    assert api(page, view, "t.result.delayed_memory") == 1 and api(page, view, "t.result.delayed_notes") == 0
+    assert api(page, view, "t.csv()").count("\n") == 1 + 4 + 8 and "said_old" in api(page, view, "t.csv()")
+    page.click(*page.center(f"#{view.uid} .wmb-clear"))
+    assert api(page, view, "t.csv()").count("\n") == 1
     shoot(page, "task-offloading-result.png")
+    assert not page.errors(), page.errors()
+
+
+def test_n_back_played_with_the_keyboard_and_taps(browser, tmp_path):
+    view = n_back_task(speed=0.2, seed=4, reference="reference line")
+    page = open_page(browser, tmp_path, view, name="nback.html")
+    page.wait_for(f"document.getElementById('{view.uid}').wmbTask.ready")
+    assert "not a capacity score" in page.eval(f"document.querySelector('#{view.uid} .wmb-prompt').textContent")
+    page.click(*page.center(f"#{view.uid} .wmb-start"))
+    page.wait_for(f"document.getElementById('{view.uid}').wmbTask.stream", timeout=10)
+    stream = api(page, view, "t.stream")
+    assert stream == reader.n_back_stream(30, 2, 9, seed=api(page, view, "t.stream_seed"))
+    targets = [t["index"] for t in stream if t["target"]]
+    misses, false_alarms = set(targets[:2]), {1, 4, 7} - set(targets)  # the scripted reader's mistakes
+    plan = [(t["target"] and t["index"] not in misses) or t["index"] in false_alarms for t in stream]
+    for k, press_it in enumerate(plan):
+        page.wait_for(f"(function(t){{return t.phase==='item' && t.current.index==={k};}})"
+                      f"(document.getElementById('{view.uid}').wmbTask)", timeout=20, interval=0.005)
+        if k == 5:
+            shoot(page, "task-2-back.png")
+        if press_it:
+            if k % 2:
+                page.click(*page.center(f"#{view.uid} .wmb-key"))
+            else:
+                press(page, " ")
+    page.wait_for(f"document.getElementById('{view.uid}').wmbTask.phase==='done'", timeout=20)
+    trials = api(page, view, "t.trials")
+    assert [t["responded"] for t in trials] == plan
+    py = reader.score_n_back(trials)
+    assert (py["hits"], py["misses"], py["false_alarms"]) == (7, 2, len(false_alarms))
+    shown = page.eval(f"document.querySelector('#{view.uid} .wmb-score').textContent")
+    assert f"Hits: 7 of 9 matches; misses: 2; false alarms: {len(false_alarms)} of 21" in shown, shown
+    assert f"d\u2032 = {fixed(py['d_prime'])}" in shown, shown
+    # each letter on screen for 500 ms x speed, measured on painted frames
+    assert all(100 * 0.9 <= d <= 100 + 60 for d in api(page, view, "t.durations")), api(page, view, "t.durations")
+    assert api(page, view, "t.csv()").count("\n") == 31
+    shoot(page, "task-2-back-result.png")
     assert not page.errors(), page.errors()
 
 
 # --------------------------------------------------------------------------- in the built book
 
-BOOK_PAGES = {"chapters/01/1_2_working_memory": ["span", "span", "change"],
+BOOK_PAGES = {"chapters/01/1_2_working_memory": ["span", "span", "change", "nback"],
               "chapters/01/1_3_llms_and_working_memory": ["offload"]}
 
 
@@ -252,7 +347,7 @@ def _book_screenshot_dir() -> Path:
 
 def _wait_phase(page, uid, phase, index, timeout=30):
     page.wait_for(f"(function(t){{return t.phase==='{phase}' && t.current && t.current.index==={index};}})"
-                  f"(document.getElementById('{uid}').wmbTask)", timeout=timeout)
+                  f"(document.getElementById('{uid}').wmbTask)", timeout=timeout, interval=0.005)
 
 
 def test_tasks_work_in_the_built_book(request):
@@ -276,6 +371,7 @@ def test_tasks_work_in_the_built_book(request):
                 page.wait_for(f"document.getElementById('{uid}').wmbTask && document.getElementById('{uid}').wmbTask.ready")
             page.eval("window.wmbookTaskSpeed = 0.02")
             for uid, kind in zip(uids, kinds):
+                page.eval(f"window.wmbookTaskSpeed = {0.2 if kind == 'nback' else 0.02}")  # n-back: 400 ms a letter
                 page.click(*page.center(f"#{uid} .wmb-start"))
                 if kind == "span":
                     direction = page.eval(f"document.getElementById('{uid}').querySelector('.wmb-title').textContent")
@@ -311,6 +407,15 @@ def test_tasks_work_in_the_built_book(request):
                     assert sorted({t["n"] for t in trials}) == [4, 6] and len(trials) == 64
                     shown = page.eval(f"document.querySelector('#{uid} .wmb-score').textContent")
                     assert f"Mean K: {fixed(py['K_mean'])}" in shown, shown
+                elif kind == "nback":
+                    for k in range(30):
+                        _wait_phase(page, uid, "item", k)
+                        if k % 3 == 0:
+                            press(page, " ")
+                    page.wait_for(f"document.getElementById('{uid}').wmbTask.phase==='done'", timeout=30)
+                    py = reader.score_n_back(page.eval(f"document.getElementById('{uid}').wmbTask.trials"))
+                    shown = page.eval(f"document.querySelector('#{uid} .wmb-score').textContent")
+                    assert f"d\u2032 = {fixed(py['d_prime'])}" in shown, shown
                 else:  # offload
                     for k in range(8):
                         _wait_phase(page, uid, "responding", k)
@@ -319,7 +424,12 @@ def test_tasks_work_in_the_built_book(request):
                         for ch in (seq if k % 2 else seq[:3]).lower():
                             press(page, ch)
                         press(page, "Enter")
+                    for j in range(16):  # the surprise test: say "seen" to everything
+                        _wait_phase(page, uid, "recognition", j)
+                        press(page, "o")
                     page.wait_for(f"document.getElementById('{uid}').wmbTask.phase==='done'", timeout=30)
+                    later = reader.score_delayed(page.eval(f"document.getElementById('{uid}').wmbTask.probes"))
+                    assert later["memory"]["corrected"] == 0 and later["notes"]["corrected"] == 0
                     trials = page.eval(f"document.getElementById('{uid}').wmbTask.trials")
                     py = reader.score_offloading(trials)
                     shown = page.eval(f"document.querySelector('#{uid} .wmb-score').textContent")

@@ -27,17 +27,24 @@ recorded session without a browser.
   P("changed" | changed) and false-alarm rate :math:`F` = P("changed" | same), Cowan's
   (2001) capacity estimate is :math:`K = N\,(H - F)`.
 * **Offloading** (page 1.3): letter lists recalled with and without a notes panel; the
-  score of a list is the fraction of letters typed in their correct position.
+  score of a list is the fraction of letters typed in their correct position. A surprise
+  recognition test at the end (every list as it was and with two letters changed) gives per
+  condition the hit rate :math:`H`, the false-alarm rate :math:`F` and :math:`H - F`.
+* **2-back** (page 1.2, a demonstration): press when the letter equals the one two back;
+  hits, misses, false alarms and :math:`d' = \Phi^{-1}(H') - \Phi^{-1}(F')` with the
+  log-linear correction :math:`H' = (\text{hits} + 0.5)/(n_\text{targets} + 1)` (Hautus, 1995).
 """
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from statistics import NormalDist
 from typing import Iterable, Mapping, Sequence
 
 SPAN_TRIALS = 14  # lists per span run (Woods et al., 2011)
 SPAN_START = {"forward": 3, "backward": 2}  # first list length
 SPAN_MIN, SPAN_MAX = 2, 12  # the staircase never leaves this range
+_NORMAL = NormalDist()
 
 
 def _digits(s) -> str:
@@ -178,11 +185,14 @@ def score_offloading(trials: Iterable[Mapping]) -> dict:
     """Mean letters-in-place per condition of the offloading experiment (page 1.3).
 
     ``trials``: dicts with ``condition`` (``"notes"`` or ``"memory"``), ``presented`` and
-    ``response``. Returns ``{"memory": mean, "notes": mean, "difference": notes - memory,
+    ``response`` (rows of the delayed test, which carry ``said_old``, are skipped). Returns
+    ``{"memory": mean, "notes": mean, "difference": notes - memory,
     "n": {condition: lists}}`` (NaN where a condition has no lists).
     """
     scores: dict[str, list[float]] = {"memory": [], "notes": []}
     for t in trials:
+        if "said_old" in t:
+            continue  # a probe of the delayed test (score_delayed), saved in the same run
         cond = t["condition"]
         if cond not in scores:
             raise ValueError(f"condition must be 'memory' or 'notes', got {cond!r}")
@@ -280,3 +290,161 @@ def chunk(text: str, known: Sequence[str]) -> list[str]:
             if text.startswith(piece, i) and (best[j] is None or len(best[i]) + 1 < len(best[j])):
                 best[j] = best[i] + [piece]
     return best[len(text)]
+
+
+# --------------------------------------------------------------------------- the delayed test (page 1.3)
+
+def recognition_lure(presented: str, rand, changes: int = 2, letters: str = "BCDFGHJKLMNPQRSTVWXZ") -> str:
+    """A lure for the delayed test: ``presented`` with ``changes`` positions replaced by consonants
+    that are not in the list (positions and letters drawn with ``rand``, a :func:`mulberry32`
+    generator; tasks.js draws them the same way, so a seeded run can be replayed).
+    """
+    p = "".join(ch for ch in str(presented).upper() if ch.isalpha())
+    if not 1 <= changes <= len(p):
+        raise ValueError(f"changes must lie between 1 and the list's length {len(p)}, got {changes}")
+    unused = [c for c in letters if c not in p]
+    if len(unused) < changes:
+        raise ValueError(f"only {len(unused)} letters are left to make a lure of {p!r}; use shorter lists")
+    out, positions = list(p), []
+    while len(positions) < changes:
+        i = int(rand() * len(p))
+        if i not in positions:
+            positions.append(i)
+    for i in positions:
+        j = int(rand() * len(unused))
+        out[i] = unused.pop(j)
+    return "".join(out)
+
+
+def score_delayed(rows: Iterable[Mapping]) -> dict:
+    r"""Score the surprise recognition test at the end of the offloading task (page 1.3).
+
+    Every list the reader saw comes back once as it was (an *old* probe) and once with two
+    letters changed (a *lure*), shuffled; the reader answers "seen" or "new". Per condition
+    of the list it came from (``"memory"`` or ``"notes"``): hit rate :math:`H` = P("seen" | old),
+    false-alarm rate :math:`F` = P("seen" | lure), and the corrected score :math:`H - F`
+    (1: every list told apart from its lure; 0: no better than answering at random or always
+    "seen"). ``rows``: the run's records; only the probes (rows with ``said_old``) count, each
+    with ``condition``, ``old`` and ``said_old``. Returns ``{condition: {"hits", "fa",
+    "corrected", "n_old", "n_new"}}`` with NaN where a rate has no probes.
+    """
+    counts = {"memory": [0, 0, 0, 0], "notes": [0, 0, 0, 0]}  # hits, olds, false alarms, lures
+    for t in rows:
+        if "said_old" not in t:
+            continue  # a recall row of the same run
+        cond = t["condition"]
+        if cond not in counts:
+            raise ValueError(f"condition must be 'memory' or 'notes', got {cond!r}")
+        c, said = counts[cond], bool(t["said_old"])
+        if bool(t["old"]):
+            c[0] += said
+            c[1] += 1
+        else:
+            c[2] += said
+            c[3] += 1
+    out = {}
+    for cond, (hits, olds, fas, lures) in counts.items():
+        H = hits / olds if olds else float("nan")
+        F = fas / lures if lures else float("nan")
+        out[cond] = {"hits": H, "fa": F, "corrected": H - F, "n_old": olds, "n_new": lures}
+    return out
+
+
+# --------------------------------------------------------------------------- 2-back (page 1.2)
+
+def n_back_stream(length: int = 30, n: int = 2, targets: int = 9, seed: int = 0,
+                  letters: str = "BCDFGHJK") -> list[dict]:
+    """The letter stream of an n-back run: ``targets`` positions (from the ``n``-th on) repeat the
+    letter ``n`` back; every other letter differs from the one ``n`` back. Drawn with
+    :func:`mulberry32` exactly as tasks.js draws it. Returns ``[{"index", "letter", "target"}]``.
+    """
+    if n < 1 or length <= n:
+        raise ValueError(f"need n >= 1 and length > n, got n={n}, length={length}")
+    if not 0 <= targets <= length - n:
+        raise ValueError(f"targets must lie between 0 and length - n = {length - n}, got {targets}")
+    if len(set(letters)) < 2:
+        raise ValueError("letters must hold at least two different letters")
+    rand = mulberry32(seed)
+    slots = list(range(n, length))
+    chosen = set()
+    while len(chosen) < targets:  # partial draw without replacement
+        chosen.add(slots[int(rand() * len(slots))])
+    out: list[dict] = []
+    for i in range(length):
+        if i in chosen:
+            letter = out[i - n]["letter"]
+        else:
+            while True:
+                letter = letters[int(rand() * len(letters))]
+                if i < n or letter != out[i - n]["letter"]:
+                    break
+        out.append({"index": i, "letter": letter, "target": i in chosen})
+    return out
+
+
+def z_score(p: float) -> float:
+    r""":math:`\Phi^{-1}(p)`, the standard normal quantile (Wichura's AS241, as Python's
+    ``statistics.NormalDist``; tasks.js has the same algorithm line for line)."""
+    if not 0 < p < 1:
+        raise ValueError(f"p must lie strictly between 0 and 1, got {p}")
+    return _NORMAL.inv_cdf(p)
+
+
+def d_prime(hits: int, n_signal: int, false_alarms: int, n_noise: int) -> float:
+    r"""Sensitivity :math:`d' = \Phi^{-1}(H') - \Phi^{-1}(F')` with the **log-linear correction**
+    (Hautus, 1995): :math:`H' = (\text{hits} + 0.5) / (n_\text{signal} + 1)` and
+    :math:`F' = (\text{FA} + 0.5) / (n_\text{noise} + 1)`, applied to every run (not only to
+    rates of 0 or 1), so :math:`d'` is finite and one rule serves all runs. It pulls
+    :math:`d'` slightly towards 0.
+    """
+    if not (0 <= hits <= n_signal and 0 <= false_alarms <= n_noise):
+        raise ValueError(f"counts out of range: hits={hits} of {n_signal}, false alarms={false_alarms} of {n_noise}")
+    return z_score((hits + 0.5) / (n_signal + 1)) - z_score((false_alarms + 0.5) / (n_noise + 1))
+
+
+def score_n_back(trials: Iterable[Mapping]) -> dict:
+    r"""Score an n-back run (page 1.2): one row per letter with ``target`` (does it equal the
+    letter ``n`` back?) and ``responded`` (did the reader press "match" while it was the current
+    letter?). Returns hits, misses, false alarms, correct rejections, the raw rates
+    :math:`H` and :math:`F` (NaN without trials to estimate them) and :math:`d'` with the
+    log-linear correction (:func:`d_prime`). A demonstration of updating, not a capacity score.
+    """
+    hits = misses = fas = crs = 0
+    for t in trials:
+        target, said = bool(t["target"]), bool(t["responded"])
+        if target:
+            hits += said
+            misses += not said
+        else:
+            fas += said
+            crs += not said
+    n_sig, n_noise = hits + misses, fas + crs
+    return {"hits": hits, "misses": misses, "false_alarms": fas, "correct_rejections": crs,
+            "hit_rate": hits / n_sig if n_sig else float("nan"),
+            "fa_rate": fas / n_noise if n_noise else float("nan"),
+            "d_prime": d_prime(hits, n_sig, fas, n_noise)}
+
+
+def simulate_n_back(stream: Sequence[Mapping], p_hit: float, p_fa: float, seed: int = 0) -> list[dict]:
+    """A simulated reader on an n-back stream: presses on a target with probability ``p_hit`` and on
+    any other letter with probability ``p_fa``. Returns the rows as the browser records them."""
+    rand = mulberry32(seed)
+    return [{**t, "responded": rand() < (p_hit if t["target"] else p_fa)} for t in stream]
+
+
+def simulate_delayed(p_correct: Mapping[str, float], lists_per_block: int = 4, seed: int = 0) -> list[dict]:
+    """A simulated reader in the delayed test (page 1.3): each probe of a list from condition ``c``
+    (``"memory"`` or ``"notes"``) is answered correctly with probability ``p_correct[c]``, otherwise
+    wrongly. Every list gives one old probe and one lure, as in the browser task. Returns the
+    probe rows as the browser records them (``part``, ``condition``, ``old``, ``said_old``).
+    """
+    if set(p_correct) != {"memory", "notes"}:
+        raise ValueError(f"p_correct needs the keys 'memory' and 'notes', got {sorted(p_correct)}")
+    rand = mulberry32(seed)
+    out = []
+    for cond in ("memory", "notes"):
+        for _ in range(lists_per_block):
+            for old in (True, False):
+                right = rand() < p_correct[cond]
+                out.append({"part": "delayed", "condition": cond, "old": old, "said_old": old if right else not old})
+    return out

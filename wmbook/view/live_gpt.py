@@ -431,13 +431,14 @@ def live_gpt(
             "settings": settings}
     css = (_theme_css() + asset("live_gpt_assets", "live_gpt.css")).replace(_UID, uid)
     js = asset("live_gpt_assets", "live_gpt.js", _ARGS).replace(_ARGS, f'"{uid}", {json_for_script(args)}', 1)
+    shared = asset("shared_assets", "mulberry32.js")  # the seeded generator, shared with the reader's tasks
     if explorer:  # the explorer's script as a function of (id, data), its CSS with the id left to fill in
         ex_js = asset("explorer_assets", "explorer.js", _ARGS).replace(_ARGS, "EX_ID, EX_DATA", 1)
         ex_css = json_for_script(asset("explorer_assets", "explorer.css"))
-        js = (f"(function () {{\nvar EXPLORER = {{css: {ex_css}, run: function (EX_ID, EX_DATA) {{\n{ex_js}\n}}}};\n"
+        js = (f"(function () {{\n{shared}\nvar EXPLORER = {{css: {ex_css}, run: function (EX_ID, EX_DATA) {{\n{ex_js}\n}}}};\n"
               f"{js}\n}})();")
     else:
-        js = f"(function () {{\nvar EXPLORER = null;\n{js}\n}})();"
+        js = f"(function () {{\n{shared}\nvar EXPLORER = null;\n{js}\n}})();"
     cfg = packed.config
     about = (f"{cfg['n_layers']} layers, {cfg['n_heads']} heads, d_model {cfg['d_model']}, window {cfg['n_ctx']} "
              f"characters, {packed.n_params:,} parameters as float16 ({packed.weight_bytes / 1e6:.2f} MB), "

@@ -13,7 +13,12 @@ download them as CSV. The scoring in the browser is the same as :mod:`wmbook.lab
 * :func:`change_detection_task` — page 1.2: :math:`N` coloured squares for 100 ms, 900 ms
   blank, one probed square (Luck & Vogel, 1997); :math:`K = N (H - F)` (Cowan, 2001).
 * :func:`offloading_task` — page 1.3: letter lists from memory and with a notes panel, in
-  counterbalanced order; the fraction of letters in place per condition.
+  counterbalanced order; the fraction of letters in place per condition; then a surprise
+  recognition test (every list as it was and with two letters changed, shuffled): per
+  condition the hit rate :math:`H`, false-alarm rate :math:`F` and :math:`H - F`.
+* :func:`n_back_task` — page 1.2, a demonstration (not a capacity score): a letter every 2 s,
+  shown for 0.5 s; press when it equals the letter two back; hits, misses, false alarms and
+  :math:`d' = \Phi^{-1}(H') - \Phi^{-1}(F')` with the log-linear correction (Hautus, 1995).
 
 ``speed`` multiplies every duration (1 for readers; the browser tests use a small value) and
 ``seed`` fixes the random lists (``None``: a new draw each time the page loads).
@@ -44,6 +49,8 @@ def _task(task: str, title: str, intro: str, options: dict[str, Any], columns: l
                "options": {**options, "intro": intro, "speed": float(speed), "seed": seed}}
     css = asset("tasks_assets", "tasks.css").replace(_UID, uid)
     js = asset("tasks_assets", "tasks.js", _ARGS).replace(_ARGS, f'"{uid}", {json_for_script(payload)}', 1)
+    # the shared generator goes in front, in the same function scope (nothing global)
+    js = f"(function () {{\n{asset('shared_assets', 'mulberry32.js')}\n{js}\n}})();"
     html = (
         f'<div id="{uid}" class="wmb-task" data-wmb-task="{task}"><style>{css}</style>'
         f'<strong class="wmb-title">{escape(title)}</strong>'
@@ -91,10 +98,14 @@ def change_detection_task(*, set_sizes: Sequence[int] = (4, 6), trials_per_size:
 
 
 def offloading_task(*, lists_per_block: int = 4, length: int = 7, first_with_notes: bool | None = None,
-                    reference: str | None = None, speed: float = 1.0, seed: int | None = None) -> TaskView:
+                    delayed_test: bool = True, reference: str | None = None, speed: float = 1.0,
+                    seed: int | None = None) -> TaskView:
     """Letter lists recalled from memory and with a notes panel, two blocks in counterbalanced order.
 
     ``first_with_notes=None`` lets the browser flip a coin for the order (stored with the run).
+    ``delayed_test``: after both blocks, a surprise recognition test of every list (as it was, and
+    with two letters changed), scored per condition by :func:`wmbook.lab.reader.score_delayed`.
+    The intro does not announce it (a surprise test; Grinschgl et al., 2021, used an unexpected one).
     """
     if not 1 <= length <= 20:
         raise ValueError(f"length must be between 1 and 20 (distinct consonants), got {length}")
@@ -104,5 +115,33 @@ def offloading_task(*, lists_per_block: int = 4, length: int = 7, first_with_not
                                  else f"The block {'with' if first_with_notes else 'without'} notes comes first."))
     return _task("offload", "Offloading: from memory vs with notes", intro,
                  {"lists_per_block": int(lists_per_block), "length": int(length),
-                  "first_with_notes": first_with_notes, "reference": reference},
-                 [["memory", "from memory", 2], ["notes", "with notes", 2], ["first", "first block", 0]], speed, seed)
+                  "first_with_notes": first_with_notes, "delayed_test": bool(delayed_test), "reference": reference},
+                 [["memory", "from memory", 2], ["notes", "with notes", 2], ["first", "first block", 0]]
+                 + ([["delayed_memory", "later H-F, memory", 2], ["delayed_notes", "later H-F, notes", 2]]
+                    if delayed_test else []), speed, seed)
+
+
+def n_back_task(n: int = 2, *, length: int = 30, targets: int = 9, on_ms: int = 500, soa_ms: int = 2000,
+                reference: str | None = None, speed: float = 1.0, seed: int | None = None) -> TaskView:
+    """An n-back stream (2-back by default) as a demonstration of updating, not a capacity score.
+
+    ``length`` letters from eight consonants, each shown ``on_ms`` ms, one every ``soa_ms`` ms;
+    ``targets`` of them equal the letter ``n`` back (:func:`wmbook.lab.reader.n_back_stream`).
+    A press counts for the letter on screen until the next one appears.
+    """
+    if n < 1 or length <= n:
+        raise ValueError(f"need n >= 1 and length > n, got n={n}, length={length}")
+    if not 0 <= targets <= length - n:
+        raise ValueError(f"targets must lie between 0 and length - n = {length - n}, got {targets}")
+    if not 0 < on_ms < soa_ms:
+        raise ValueError(f"need 0 < on_ms < soa_ms, got on_ms={on_ms}, soa_ms={soa_ms}")
+    back = "the one before" if n == 1 else f"the one {n} before"
+    minutes = max(1, round(length * soa_ms / 60000))
+    intro = (f"Letters appear one every {soa_ms / 1000:g} s, each for {on_ms / 1000:g} s. Press Space (or tap Match) "
+             f"when the letter is the same as {back}. {length} letters, about {minutes} "
+             f"minute{'s' if minutes > 1 else ''}. A demonstration, not a capacity score.")
+    return _task("nback", f"{n}-back (a demonstration)", intro,
+                 {"n": int(n), "length": int(length), "targets": int(targets), "on_ms": int(on_ms),
+                  "soa_ms": int(soa_ms), "reference": reference},
+                 [["d_prime", "d'", 2], ["hits", "hits", 0], ["misses", "misses", 0],
+                  ["false_alarms", "false alarms", 0]], speed, seed)

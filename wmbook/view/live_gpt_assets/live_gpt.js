@@ -10,16 +10,7 @@
   var EX = typeof EXPLORER !== "undefined" ? EXPLORER : null;
 
   // ------------------------------------------------------------------ numbers
-  function rng(seed) {  // Mulberry32, = wmbook.lab.reader.mulberry32
-    var a = seed >>> 0;
-    return function () {
-      a = (a + 0x6D2B79F5) >>> 0;
-      var t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
+  var rng = wmbMulberry32;  // Mulberry32 (shared_assets/mulberry32.js, which live_gpt.py inlines in front)
 
   function float16Table() {
     var t = new Float32Array(65536);

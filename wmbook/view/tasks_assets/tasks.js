@@ -1,11 +1,13 @@
-/* wmbook reader tasks (wmbook/view/tasks.py): digit span, change detection, offloading.
+/* wmbook reader tasks (wmbook/view/tasks.py): digit span, change detection, offloading (with a
+   surprise delayed test), n-back.
    One function call per task; Python fills in the arguments (last line): the task's root id
    and its options (JSON, with < > & escaped). Nothing is fetched and nothing is sent:
    results stay in this browser's localStorage (key "wmbook-tasks-v1:<task>"), with a
    button to clear them and one to download them as CSV.
    The scorers (window.wmbookTasks) mirror wmbook/lab/reader.py line for line; the tests
    run both on the same responses. Timing: performance.now() and requestAnimationFrame;
-   every duration is multiplied by options.speed (1 for readers, small in the tests). */
+   every duration is multiplied by options.speed (1 for readers, small in the tests).
+   wmbMulberry32 comes from shared_assets/mulberry32.js, which tasks.py inlines in front. */
 (function (ROOT_ID, P) {
   "use strict";
   var SCRIPT = document.currentScript;
@@ -84,7 +86,7 @@
     },
     scoreOffloading: function (trials) {
       var sc = { memory: [], notes: [] };
-      trials.forEach(function (t) { sc[t.condition].push(S.lettersInPlace(t.presented, t.response)); });
+      trials.forEach(function (t) { if (!("said_old" in t)) sc[t.condition].push(S.lettersInPlace(t.presented, t.response)); });
       function mean(v) { return v.length ? v.reduce(function (a, b) { return a + b; }, 0) / v.length : NaN; }
       var out = { memory: mean(sc.memory), notes: mean(sc.notes) };
       out.difference = out.notes - out.memory;
@@ -96,15 +98,89 @@
       for (var k = 0; k < (blocks || 2); k++) out.push(k % 2 === 0 ? a : b);
       return out;
     },
-    rng: function (seed) {  // Mulberry32, = reader.mulberry32
-      var a = seed >>> 0;
-      return function () {
-        a = (a + 0x6D2B79F5) >>> 0;
-        var t = a;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-      };
+    rng: wmbMulberry32,  // Mulberry32 (shared_assets/mulberry32.js), = reader.mulberry32
+    // ---- the delayed test of the offloading task (= reader.recognition_lure, reader.score_delayed)
+    LETTERS: "BCDFGHJKLMNPQRSTVWXZ",
+    lure: function (presented, rand, changes) {
+      var p = String(presented).toUpperCase().replace(/[^A-Z]/g, ""), out = p.split(""), pos = [];
+      var unused = S.LETTERS.split("").filter(function (c) { return p.indexOf(c) < 0; });
+      changes = changes || 2;
+      while (pos.length < changes) { var i = Math.floor(rand() * p.length); if (pos.indexOf(i) < 0) pos.push(i); }
+      pos.forEach(function (i) { var j = Math.floor(rand() * unused.length); out[i] = unused.splice(j, 1)[0]; });
+      return out.join("");
+    },
+    scoreDelayed: function (rows) {  // per condition: H, F, H - F
+      var c = { memory: [0, 0, 0, 0], notes: [0, 0, 0, 0] }, out = {};
+      rows.forEach(function (t) {
+        if (!("said_old" in t)) return;
+        var x = c[t.condition], said = !!t.said_old;
+        if (t.old) { x[0] += said ? 1 : 0; x[1] += 1; } else { x[2] += said ? 1 : 0; x[3] += 1; }
+      });
+      ["memory", "notes"].forEach(function (k) {
+        var x = c[k], H = x[1] ? x[0] / x[1] : NaN, F = x[3] ? x[2] / x[3] : NaN;
+        out[k] = { hits: H, fa: F, corrected: H - F, n_old: x[1], n_new: x[3] };
+      });
+      return out;
+    },
+    // ---- n-back (= reader.n_back_stream, reader.z_score, reader.d_prime, reader.score_n_back)
+    nBackStream: function (length, n, targets, seed, letters) {
+      var rand = S.rng(seed), slots = [], chosen = {}, count = 0, out = [], i;
+      for (i = n; i < length; i++) slots.push(i);
+      while (count < targets) { var s = slots[Math.floor(rand() * slots.length)]; if (!chosen[s]) { chosen[s] = true; count++; } }
+      for (i = 0; i < length; i++) {
+        var letter;
+        if (chosen[i]) letter = out[i - n].letter;
+        else { do { letter = letters[Math.floor(rand() * letters.length)]; } while (i >= n && letter === out[i - n].letter); }
+        out.push({ index: i, letter: letter, target: !!chosen[i] });
+      }
+      return out;
+    },
+    zScore: function (p) {  // the standard normal quantile: Wichura's AS241, as Python's statistics.NormalDist
+      var q = p - 0.5, r, num, den, x;
+      if (Math.abs(q) <= 0.425) {
+        r = 0.180625 - q * q;
+        num = (((((((2.5090809287301226727e+3 * r + 3.3430575583588128105e+4) * r + 6.7265770927008700853e+4) * r +
+          4.5921953931549871457e+4) * r + 1.3731693765509461125e+4) * r + 1.9715909503065514427e+3) * r +
+          1.3314166789178437745e+2) * r + 3.3871328727963666080e+0) * q;
+        den = (((((((5.2264952788528545610e+3 * r + 2.8729085735721942674e+4) * r + 3.9307895800092710610e+4) * r +
+          2.1213794301586595867e+4) * r + 5.3941960214247511077e+3) * r + 6.8718700749205790830e+2) * r +
+          4.2313330701600911252e+1) * r + 1.0);
+        return num / den;
+      }
+      r = q <= 0 ? p : 1 - p;
+      r = Math.sqrt(-Math.log(r));
+      if (r <= 5) {
+        r = r - 1.6;
+        num = (((((((7.7454501427834140764e-4 * r + 2.2723844989269184583e-2) * r + 2.4178072517745061177e-1) * r +
+          1.2704582524523683826e+0) * r + 3.6478483247632046050e+0) * r + 5.7694972214606914055e+0) * r +
+          4.6303378461565452959e+0) * r + 1.4234371107496835773e+0);
+        den = (((((((1.0507500716444168432e-9 * r + 5.4759380849953449460e-4) * r + 1.5198666563616457197e-2) * r +
+          1.4810397642748007459e-1) * r + 6.8976733498510000455e-1) * r + 1.6763848301838038494e+0) * r +
+          2.0531916266377588219e+0) * r + 1.0);
+      } else {
+        r = r - 5;
+        num = (((((((2.0103343992922881327e-7 * r + 2.7115555687434875782e-5) * r + 1.2426609473880784386e-3) * r +
+          2.6532189526576123093e-2) * r + 2.9656057182850489123e-1) * r + 1.7848265399172913358e+0) * r +
+          5.4637849111641143699e+0) * r + 6.6579046435011037772e+0);
+        den = (((((((2.0442631033899397856e-15 * r + 1.4215117583164458887e-7) * r + 1.8463183175100546818e-5) * r +
+          7.8686913114561325910e-4) * r + 1.4875361290850614853e-2) * r + 1.3692988092273580531e-1) * r +
+          5.9983220655588793769e-1) * r + 1.0);
+      }
+      x = num / den;
+      return q < 0 ? -x : x;
+    },
+    dPrime: function (hits, nSignal, fas, nNoise) {  // log-linear correction (Hautus, 1995)
+      return S.zScore((hits + 0.5) / (nSignal + 1)) - S.zScore((fas + 0.5) / (nNoise + 1));
+    },
+    scoreNBack: function (trials) {
+      var h = 0, m = 0, f = 0, c = 0;
+      trials.forEach(function (t) {
+        var said = !!t.responded;
+        if (t.target) { if (said) h++; else m++; } else { if (said) f++; else c++; }
+      });
+      return { hits: h, misses: m, false_alarms: f, correct_rejections: c,
+               hit_rate: (h + m) ? h / (h + m) : NaN, fa_rate: (f + c) ? f / (f + c) : NaN,
+               d_prime: S.dPrime(h, h + m, f, f + c) };
     }
   };
   if (!window.wmbookTasks) window.wmbookTasks = S;
@@ -208,9 +284,9 @@
     setTimeout(function () { URL.revokeObjectURL(a.href); }, 1000);
   });
 
-  function finishRun(score) {
+  function finishRun(score, records) {
     api.result = score; api.phase = "done";
-    saveRun({ date: new Date().toISOString(), task: P.task, seed: seed, score: score, trials: api.trials });
+    saveRun({ date: new Date().toISOString(), task: P.task, seed: seed, score: score, trials: records || api.trials });
     startBtn.disabled = false; startBtn.textContent = "Run again";
     showHistory();
   }
@@ -362,23 +438,70 @@
   }
 
   // ------------------------------------------------------------------ offloading
-  var LETTERS = "BCDFGHJKLMNPQRSTVWXZ";
+  var LETTERS = S.LETTERS;
   function runOffload() {
     var per = O.lists_per_block || 4, len = O.length || 7;
     var first = O.first_with_notes;
     if (first === null || first === undefined) first = rand() < 0.5;  // counterbalanced at random
     var order = S.blockOrder(first, 2), plan = [];
     order.forEach(function (cond) { for (var i = 0; i < per; i++) plan.push(cond); });
-    api.order = order; api.trials = []; resultBox.textContent = "";
+    api.order = order; api.trials = []; api.probes = []; resultBox.textContent = "";
     var k = 0;
+    function finish() {
+      var sc = S.scoreOffloading(api.trials), dl = O.delayed_test === false ? null : S.scoreDelayed(api.probes);
+      clearStage(); big("Done");
+      line("Letters recalled in place \u2014 from memory: " + fmt(100 * sc.memory, 0) + " %; with notes: " + fmt(100 * sc.notes, 0) + " % (order: " + order.join(" then ") + ").", "wmb-score");
+      drawBars(sc);
+      var score = { memory: sc.memory, notes: sc.notes, difference: sc.difference, first: order[0] };
+      if (dl) {
+        line("Surprise test, lists told apart from their changed copies (H \u2212 F) \u2014 from memory: " + fmt(dl.memory.corrected) +
+             "; with notes: " + fmt(dl.notes.corrected) + ".", "wmb-score wmb-delayed");
+        drawDelayed(sc, dl);
+        score.delayed_memory = dl.memory.corrected; score.delayed_notes = dl.notes.corrected;
+      }
+      if (O.reference) line(O.reference, "wmb-ref");
+      finishRun(score, api.trials.concat(api.probes));
+    }
+    // the surprise test: every list as it was (old) and with two letters changed (a lure), shuffled
+    function delayed() {
+      var probes = [];
+      api.trials.forEach(function (t) {
+        probes.push({ list: t.trial, condition: t.condition, presented: t.presented, old: true });
+        probes.push({ list: t.trial, condition: t.condition, presented: S.lure(t.presented, rand, 2), old: false });
+      });
+      shuffle(probes);
+      var j = 0;
+      clearStage();
+      stage.appendChild(el("div", "wmb-ask", "Surprise test. You will see each list again, as it was or with two letters changed. " +
+                                              "Press O (or tap Seen) if it is exactly a list you saw, N (New) if not."));
+      api.phase = "intro-delayed";
+      after(O.delayed_intro_ms || 4000, probe);
+      function probe() {
+        if (j >= probes.length) { finish(); return; }
+        var pr = probes[j];
+        api.current = { index: j, presented: pr.presented, old: pr.old, condition: pr.condition }; api.phase = "probe-showing";
+        clearStage();
+        stage.appendChild(el("div", "wmb-ask", "Surprise test: exactly a list you saw? " + (j + 1) + " of " + probes.length));
+        stage.appendChild(el("div", "wmb-big wmb-probe", pr.presented));
+        stage.appendChild(keypad([["o", "Seen (O)"], ["n", "New (N)"]])); stage.focus();
+        painted(function (tOn) {
+          api.phase = "recognition";  // the probe is on screen and the keys answer it
+          keyHandler = function (key) {
+            key = String(key).toLowerCase();
+            if (key !== "o" && key !== "n") return false;
+            keyHandler = null;
+            api.probes.push({ part: "delayed", trial: j + 1, list: pr.list, condition: pr.condition, presented: pr.presented,
+                              old: pr.old, said_old: key === "o", rt_ms: Math.round(performance.now() - tOn) });
+            j++; big("");
+            after(300, probe);
+            return true;
+          };
+        });
+      }
+    }
     function trial() {
       if (k >= plan.length) {
-        var sc = S.scoreOffloading(api.trials);
-        clearStage(); big("Done");
-        line("Letters recalled in place \u2014 from memory: " + fmt(100 * sc.memory, 0) + " %; with notes: " + fmt(100 * sc.notes, 0) + " % (order: " + order.join(" then ") + ").", "wmb-score");
-        drawBars(sc);
-        if (O.reference) line(O.reference, "wmb-ref");
-        finishRun({ memory: sc.memory, notes: sc.notes, difference: sc.difference, first: order[0] });
+        if (O.delayed_test === false) finish(); else delayed();
         return;
       }
       var cond = plan[k], seq = "";
@@ -415,7 +538,7 @@
         function submit() {
           if (!input.value.replace(/[^A-Za-z]/g, "").length) return;
           keyHandler = null;
-          api.trials.push({ trial: k + 1, condition: cond, presented: seq, response: input.value.toUpperCase().replace(/[^A-Z]/g, ""),
+          api.trials.push({ part: "recall", trial: k + 1, condition: cond, presented: seq, response: input.value.toUpperCase().replace(/[^A-Z]/g, ""),
                             notes: notes ? notes.value : "", in_place: S.lettersInPlace(seq, input.value) });
           k++; big("");
           after(500, trial);
@@ -425,6 +548,18 @@
       }
     }
     trial();
+  }
+  function drawDelayed(sc, dl) {
+    var tab = el("table", "wmb-table wmb-delayed-table"), tr = el("tr");
+    ["", "now: letters in place", "later: hits (H)", "later: false alarms (F)", "later: H \u2212 F"].forEach(function (h) { tr.appendChild(el("th", null, h)); });
+    tab.appendChild(tr);
+    [["from memory", "memory"], ["with notes", "notes"]].forEach(function (c) {
+      var row = el("tr"), d = dl[c[1]];
+      row.appendChild(el("td", null, c[0])); row.appendChild(el("td", null, fmt(100 * sc[c[1]], 0) + " %"));
+      row.appendChild(el("td", null, fmt(d.hits))); row.appendChild(el("td", null, fmt(d.fa))); row.appendChild(el("td", null, fmt(d.corrected)));
+      tab.appendChild(row);
+    });
+    resultBox.appendChild(tab);
   }
   function drawBars(sc) {
     var box = el("div", "wmb-bars");
@@ -438,7 +573,51 @@
     resultBox.appendChild(box);
   }
 
-  var RUN = { span: runSpan, change: runChange, offload: runOffload }[P.task];
+  // ------------------------------------------------------------------ n-back (a demonstration)
+  function runNBack() {
+    var n = O.n || 2, len = O.length || 30, onMs = O.on_ms || 500, soa = O.soa_ms || 2000;
+    var streamSeed = Math.floor(rand() * 4294967296);
+    var stream = S.nBackStream(len, n, O.targets, streamSeed, O.letters || "BCDFGHJK");
+    api.stream = stream; api.stream_seed = streamSeed; api.trials = []; resultBox.textContent = "";
+    var k = 0, cur = null;
+    clearStage();
+    var head = el("div", "wmb-ask", "Press Space or tap Match when the letter is the same as " + (n === 1 ? "the one before" : "the one " + n + " before"));
+    var show = el("div", "wmb-big", "+");
+    stage.appendChild(head); stage.appendChild(show); var pad = keypad([[" ", "Match (Space)"]]); pad.className += " wmb-pad-one";
+    stage.appendChild(pad); stage.focus();
+    keyHandler = function (key) {
+      if (key !== " " && key !== "Spacebar") return false;
+      if (cur && !cur.responded) { cur.responded = true; cur.rt_ms = Math.round(performance.now() - cur.t0); }
+      return true;
+    };
+    api.phase = "fixation";
+    after(1000, function next() {
+      if (cur) { var r = cur.row; r.responded = cur.responded; r.rt_ms = cur.responded ? cur.rt_ms : ""; api.trials.push(r); cur = null; }
+      if (k >= len) { keyHandler = null; done(); return; }
+      var item = stream[k];
+      show.textContent = item.letter;
+      api.current = { index: k, letter: item.letter, target: item.target }; api.phase = "item";
+      cur = { row: { trial: k + 1, index: k, letter: item.letter, target: item.target }, responded: false, t0: performance.now() };
+      painted(function (tOn) {
+        cur.t0 = tOn;
+        after(onMs, function (tOff) {
+          api.durations.push(tOff - tOn); show.textContent = "\u00a0";
+          after(soa - onMs, function () { k++; next(); });
+        });
+      });
+    });
+    function done() {
+      var sc = S.scoreNBack(api.trials), nt = sc.hits + sc.misses, nn = sc.false_alarms + sc.correct_rejections;
+      clearStage(); big("Done");
+      line("Hits: " + sc.hits + " of " + nt + " matches; misses: " + sc.misses + "; false alarms: " + sc.false_alarms + " of " + nn +
+           " other letters. d\u2032 = " + fmt(sc.d_prime) + " (log-linear correction: +0.5 to each count, +1 to each total).", "wmb-score");
+      line("A demonstration of what updating feels like, not a capacity score: " + len + " letters are far too few to measure you.", "wmb-note");
+      if (O.reference) line(O.reference, "wmb-ref");
+      finishRun({ d_prime: sc.d_prime, hits: sc.hits, misses: sc.misses, false_alarms: sc.false_alarms, stream_seed: streamSeed });
+    }
+  }
+
+  var RUN = { span: runSpan, change: runChange, offload: runOffload, nback: runNBack }[P.task];
   startBtn.addEventListener("click", function () {
     if (api.phase !== "idle" && api.phase !== "done") return;
     startBtn.disabled = true; api.durations = []; api.result = null;
