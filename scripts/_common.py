@@ -86,12 +86,14 @@ def _inside(path: Path, folder: Path) -> bool:
     return True
 
 
-def report_written(out: Path, sha256: str) -> None:
-    """Print what a run wrote: the checkpoint, its JSON log, and both sha256 (to record in the code)."""
+def report_written(out: Path, sha256: str, seconds: float | None = None) -> None:
+    """Print what a run wrote: the checkpoint, its JSON log, and both sha256 (to record in the code);
+    with ``seconds``, also how long the run took."""
     from wmbook.data.checkpoint import file_sha256
 
     log_path = out.with_suffix(".json")
-    print(f"wrote {out} ({out.stat().st_size / 2**20:.2f} MiB) and {log_path.name}")
+    took = "" if seconds is None else f" in {seconds:.0f} s"
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.2f} MiB) and {log_path.name}{took}")
     print(f"log sha256 {file_sha256(log_path)}")
     print(f"sha256 {sha256}")
 

@@ -27,10 +27,10 @@ import platform
 import time
 
 import torch
-from _common import parse, script_parser  # scripts/_common.py
+from _common import parse, report_written, script_parser  # scripts/_common.py
 
 import wmbook
-from wmbook.data.checkpoint import CHECKPOINT_DIR, file_sha256
+from wmbook.data.checkpoint import CHECKPOINT_DIR
 from wmbook.lab.finetune import (SST2_FINETUNE_FILE, FineTuneRecipe, encode_texts, fine_tune_runs, load_sst2_gpt,
                                  save_finetune_runs, sst2_finetune_split)
 from wmbook.nn.bert import minilm_tokenizer
@@ -65,9 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                              {"train_seconds": round(seconds, 1), "threads": args.threads,
                               "n_train": len(x_train), "n_dev": len(x_dev), "max_len": MAX_LEN,
                               "torch": str(torch.__version__), "python": platform.python_version()})
-    print(f"wrote {args.out} in {seconds:.0f} s")
-    print(f"log sha256 {file_sha256(args.out.with_suffix('.json'))}")
-    print(f"sha256 {sha}")
+    report_written(args.out, sha, seconds)
     return 0
 
 

@@ -29,9 +29,9 @@ import platform
 import time
 
 import torch
-from _common import parse, script_parser  # scripts/_common.py
+from _common import parse, report_written, script_parser  # scripts/_common.py
 
-from wmbook.data.checkpoint import CHECKPOINT_DIR, file_sha256
+from wmbook.data.checkpoint import CHECKPOINT_DIR
 from wmbook.lab.distill_bert import (ARMS, SST2_STUDENTS_FILE, StudentsRecipe, load_sst2_teachers,
                                      save_sst2_students, student_data, train_students)
 
@@ -76,9 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     sha = save_sst2_students(args.out, results, recipe,
                              {"train_seconds": round(seconds, 1), "threads": args.threads, "jobs": args.jobs,
                               "torch": str(torch.__version__), "python": platform.python_version()})
-    print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.2f} MiB) in {seconds:.0f} s")
-    print(f"log sha256 {file_sha256(args.out.with_suffix('.json'))}")
-    print(f"sha256 {sha}")
+    report_written(args.out, sha, seconds)
     return 0
 
 

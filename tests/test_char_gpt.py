@@ -5,11 +5,13 @@ import pytest
 import torch
 
 from wmbook.lab.char_gpt import (
-    CHAR_GPT_FILE, CHAR_GPT_SHA256, CharGPTRecipe, CheckpointError, bigram_loss, evaluate_lm,
+    CHAR_GPT_FILE, CHAR_GPT_SHA256, CharGPTRecipe, bigram_loss, evaluate_lm,
     file_sha256, load_char_gpt, random_windows,
 )
 from wmbook.data.loaders import load_tinyshakespeare
 from wmbook.nn.sampling import generate
+
+from _fixtures import assert_refuses_bad_checkpoints
 
 
 
@@ -35,16 +37,7 @@ def test_checkpoint_is_the_recorded_one_and_reaches_the_target(corpus):
 
 
 def test_a_wrong_or_missing_checkpoint_is_refused(tmp_path):
-    with pytest.raises(CheckpointError, match="missing.*train_char_gpt.py"):
-        load_char_gpt(tmp_path / "nope.pt")
-    bad = tmp_path / "bad.pt"
-    bad.write_bytes(CHAR_GPT_FILE.read_bytes()[:-10] + b"0123456789")
-    with pytest.raises(CheckpointError, match="sha256.*train_char_gpt.py"):
-        load_char_gpt(bad, sha256=CHAR_GPT_SHA256)
-    not_ours = tmp_path / "other.pt"
-    torch.save({"weights": torch.zeros(2)}, not_ours)
-    with pytest.raises(CheckpointError, match="not a wmbook"):
-        load_char_gpt(not_ours, sha256=None)
+    assert_refuses_bad_checkpoints(load_char_gpt, CHAR_GPT_FILE, "train_char_gpt.py", tmp_path)
 
 
 def test_recipe_schedule_windows_and_bigram():

@@ -7,7 +7,6 @@ the files are not there (they never download anything).
 from __future__ import annotations
 
 import hashlib
-import os
 import stat
 import urllib.error
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 from wmbook.data import loaders as data
 from wmbook.data.loaders import ChecksumError, DataUnavailableError, Source
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from _fixtures import SHARED_DATA, real_data  # noqa: F401  (real_data: the loaders on the real files)
 
 # ---------------------------------------------------------------------------
 # The machinery, with a tiny file and no network
@@ -191,23 +190,6 @@ def test_char_corpus_encode_decode():
 # ---------------------------------------------------------------------------
 # The loaders, on the real files
 # ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def real_data(monkeypatch):
-    """The folder with the real data files: $WMBOOK_DATA_DIR, else the shared data folder."""
-    if not os.environ.get("WMBOOK_DATA_DIR"):
-        if not SHARED_DATA.is_dir():
-            pytest.skip(f"no data: set WMBOOK_DATA_DIR to a folder with the book's data ({SHARED_DATA} is missing)")
-        monkeypatch.setenv("WMBOOK_DATA_DIR", str(SHARED_DATA))
-    folder = data.data_dir()
-
-    def need(*relpaths: str) -> None:  # skip rather than download
-        missing = [r for r in relpaths if not (folder / r).is_file()]
-        if missing:
-            pytest.skip(f"{', '.join(missing)} not in {folder}")
-
-    return need
 
 
 def test_tinyshakespeare(real_data):

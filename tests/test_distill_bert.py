@@ -2,15 +2,15 @@
 import pytest
 import torch
 
-import json
-
-from wmbook.data.checkpoint import CHECKPOINT_DIR, CheckpointError, file_sha256
+from wmbook.data.checkpoint import CHECKPOINT_DIR, file_sha256
 import wmbook.lab.distill_bert as distill_bert
 from wmbook.lab.distill_bert import (ARMS, BATCH_SIZE, SST2_STUDENTS_FILE, SST2_STUDENTS_LOG_SHA256,
                                      SST2_STUDENTS_SHA256, TEACHER_LABELS, StudentsRecipe, curve_key,
                                      load_sst2_students, load_sst2_teacher, load_sst2_teachers, run_student,
                                      save_sst2_students, student_accuracy, student_data, train_student,
                                      train_students, train_teacher_head)
+
+from _fixtures import assert_refuses_bad_logs
 
 
 @pytest.fixture(scope="module")
@@ -149,17 +149,7 @@ def test_train_save_and_load_students(teacher_and_data, tmp_path):
     assert [(r["arm"], r["n_labelled"], r["seed"]) for r in log["evals"]] == [
         ("distilled", 1000, 0), ("distilled", 1000, 1), ("distilled", 250, 0), ("distilled", 250, 1)]
     assert log["evals"][0]["dev_acc"] == pytest.approx(results["accuracy"]["distilled"][0], abs=1e-6)
-    with pytest.raises(CheckpointError, match="sha256"):
-        load_sst2_students(path, sha256="0" * 64)
-    log_path = path.with_suffix(".json")
-    foreign = json.loads(log_path.read_text())
-    foreign["sha256"] = "1" * 64
-    log_path.write_text(json.dumps(foreign))
-    with pytest.raises(CheckpointError, match="written for a checkpoint"):
-        load_sst2_students(path, sha256=None)
-    log_path.unlink()
-    with pytest.raises(CheckpointError, match="missing.*sst2_students.py"):
-        load_sst2_students(path, sha256=None)
+    assert_refuses_bad_logs(load_sst2_students, path, "sst2_students.py")
 
 
 def test_the_committed_students_and_log():

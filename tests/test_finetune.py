@@ -17,6 +17,8 @@ from wmbook.lab.finetune import (
 )
 from wmbook.nn.gpt import GPT, GPTConfig
 
+from _fixtures import assert_refuses_bad_logs
+
 
 def tiny_gpt(seed=0, vocab=20):
     torch.manual_seed(seed)
@@ -181,16 +183,7 @@ def test_fine_tune_runs_save_and_load(tmp_path):
     assert back.log["parameters"] == 123 and back.log["n_train"] == 16
     assert [(r["start"], r["seed"], r["step"]) for r in back.log["evals"]] == [
         ("pre-trained", 0, 6), ("pre-trained", 1, 6), ("random", 0, 6), ("random", 1, 6)]
-    with pytest.raises(CheckpointError, match="sha256"):
-        load_sst2_finetune(path, sha256="0" * 64)
-    log = path.with_suffix(".json")
-    text = log.read_text()
-    log.write_text(text.replace(sha, "1" * 64))
-    with pytest.raises(CheckpointError, match="written for a checkpoint"):
-        load_sst2_finetune(path, sha256=None)
-    log.unlink()
-    with pytest.raises(CheckpointError, match="missing.*finetune_sst2_gpt.py"):
-        load_sst2_finetune(path, sha256=None)
+    assert_refuses_bad_logs(load_sst2_finetune, path, "finetune_sst2_gpt.py")
 
 
 def test_the_committed_fine_tuning_runs():

@@ -13,7 +13,7 @@ from wmbook.lab import dialogue_state as ds
 from wmbook.lab import kbqa
 from wmbook.view.dialogue_view import state_timeline, state_timeline_widget
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from _fixtures import real_data  # noqa: F401  (the shared data folder, or a skip)
 
 POEMS = [  # a tiny KB: three poems, one poet with two of them
     {"title": "靜夜思", "author": "李白", "paragraphs": ["床前明月光，疑是地上霜。", "舉頭望明月，低頭思故鄉。"]},
@@ -27,14 +27,6 @@ POEMS = [  # a tiny KB: three poems, one poet with two of them
 @pytest.fixture(scope="module")
 def kb():
     return kbqa.build_kb(POEMS)
-
-
-@pytest.fixture
-def real_data(monkeypatch):
-    if not os.environ.get("WMBOOK_DATA_DIR"):
-        if not SHARED_DATA.is_dir():
-            pytest.skip(f"no data: set WMBOOK_DATA_DIR ({SHARED_DATA} is missing)")
-        monkeypatch.setenv("WMBOOK_DATA_DIR", str(SHARED_DATA))
 
 
 # ---------------------------------------------------------------- knowledge-base QA

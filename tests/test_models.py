@@ -14,21 +14,13 @@ from wmbook.nn.decoding import beam_search, greedy_decode
 from wmbook.nn.transformer import EncoderDecoder, TransformerConfig, sinusoidal_positions
 
 import transformers  # a hard dependency: imported, never skipped
+from _fixtures import one_thread  # noqa: F401  (autouse: every test on one thread)
 PAD, BOS, EOS = 0, 1, 2
 
 
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run ~10x faster on one thread than on two contended ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def max_diff(a, b):

@@ -13,13 +13,7 @@ from wmbook.lab.mlm import (
 )
 from wmbook.lab.sentence import cosine_matrix, encode, encode_many, mean_pool, nearest
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from _fixtures import assert_refuses_bad_checkpoints, one_thread  # noqa: F401  (one_thread: autouse)
 
 
 # ---------------------------------------------------------------- wmbook.lab.sentence
@@ -152,16 +146,7 @@ def test_tiny_mlm_checkpoint_is_the_recorded_one_and_beats_unigram(mlm_data):
 
 
 def test_a_wrong_or_missing_tiny_mlm_checkpoint_is_refused(tmp_path):
-    with pytest.raises(CheckpointError, match="missing.*train_tiny_mlm.py"):
-        load_tiny_mlm(tmp_path / "nope.pt")
-    bad = tmp_path / "bad.pt"
-    bad.write_bytes(TINY_MLM_FILE.read_bytes()[:-10] + b"0123456789")
-    with pytest.raises(CheckpointError, match="sha256.*train_tiny_mlm.py"):
-        load_tiny_mlm(bad)
-    other = tmp_path / "other.pt"
-    torch.save({"weights": torch.zeros(2)}, other)
-    with pytest.raises(CheckpointError, match="not a wmbook"):
-        load_tiny_mlm(other, sha256=None)
+    assert_refuses_bad_checkpoints(load_tiny_mlm, TINY_MLM_FILE, "train_tiny_mlm.py", tmp_path)
 
 
 def test_stop_after_reproduces_the_start_of_a_run(mlm_data):

@@ -27,12 +27,17 @@ def _randomise_norms(block):  # LayerNorms start at (1, 0): move them so a swapp
                 m.bias.normal_(0.0, 0.2)
 
 
+def _block_and_torch_copy(block_cls, to_torch, seed, norm_first, activation):
+    """A seeded block in eval mode with moved LayerNorms, and PyTorch's layer with the same weights."""
+    torch.manual_seed(seed)
+    block = block_cls(_cfg(norm_first, activation)).eval()
+    _randomise_norms(block)
+    return block, to_torch(block)
+
+
 @pytest.mark.parametrize("norm_first,activation", CASES)
 def test_encoder_block_matches_torch_encoder_layer(norm_first, activation):
-    torch.manual_seed(0)
-    block = EncoderBlock(_cfg(norm_first, activation)).eval()
-    _randomise_norms(block)
-    ref = to_torch_encoder_layer(block)
+    block, ref = _block_and_torch_copy(EncoderBlock, to_torch_encoder_layer, 0, norm_first, activation)
     assert isinstance(ref, torch.nn.TransformerEncoderLayer) and not ref.training and ref.norm_first == norm_first
     x = torch.randn(3, 7, 32)
     keep = padding_mask([7, 4, 6], T=7)  # (3, 1, 7): True = real token
@@ -46,10 +51,7 @@ def test_encoder_block_matches_torch_encoder_layer(norm_first, activation):
 
 @pytest.mark.parametrize("norm_first,activation", CASES)
 def test_decoder_block_matches_torch_decoder_layer(norm_first, activation):
-    torch.manual_seed(1)
-    block = DecoderBlock(_cfg(norm_first, activation)).eval()
-    _randomise_norms(block)
-    ref = to_torch_decoder_layer(block)
+    block, ref = _block_and_torch_copy(DecoderBlock, to_torch_decoder_layer, 1, norm_first, activation)
     tgt, memory = torch.randn(2, 6, 32), torch.randn(2, 5, 32)
     causal = causal_mask(6)  # (6, 6) True = may attend
     src_keep = padding_mask([5, 3], T=5)  # (2, 1, 5)
@@ -60,10 +62,7 @@ def test_decoder_block_matches_torch_decoder_layer(norm_first, activation):
 
 
 def test_a_wrong_copy_would_be_caught():
-    torch.manual_seed(2)
-    block = DecoderBlock(_cfg(False, "relu")).eval()
-    _randomise_norms(block)
-    ref = to_torch_decoder_layer(block)
+    block, ref = _block_and_torch_copy(DecoderBlock, to_torch_decoder_layer, 2, False, "relu")
     ref.norm2, ref.norm3 = ref.norm3, ref.norm2  # swap two LayerNorms
     tgt, memory = torch.randn(2, 6, 32), torch.randn(2, 5, 32)
     with torch.no_grad():

@@ -6,6 +6,10 @@ that loads it records its sha256, so a page never runs on a different file than 
 text describes. A checkpoint's JSON training log (``<name>.json`` next to it, written by
 :func:`save_with_log`) is hashed and checked the same way (:func:`load_log`). Used by :mod:`wmbook.lab.char_gpt` (page 3.3), :mod:`wmbook.lab.function_icl`
 (page 2.3) and the SST-2 GPT of page 5.3.
+
+The steps every loader shares are here once: :func:`verify_with_log` (a committed file or your
+own, with its log), :func:`load_payload` (``torch.load`` and the ``"format"`` tag) and
+:func:`load_paired_log` / :func:`check_paired` (the log must name these weights).
 """
 from __future__ import annotations
 
@@ -77,6 +81,64 @@ def load_log(path: str | Path, sha256: str | None, regenerate: str, where: str =
     if not isinstance(log, dict):
         raise CheckpointError(f"training log {path} is not a JSON object; regenerate it with: {regenerate}")
     return log
+
+
+def load_payload(path: str | Path, fmt: str, what: str, regenerate: str) -> dict:
+    """``torch.load`` a verified checkpoint (on the CPU, tensors only) that must be a dict tagged
+    ``"format": fmt``; ``what`` names the kind of checkpoint in the error.
+
+    Raises :class:`CheckpointError` (``<path> is not a wmbook <what> checkpoint; regenerate it
+    with: <regenerate>``) when the file holds anything else.
+    """
+    import torch
+
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise CheckpointError(f"{path} is not a wmbook {what} checkpoint; regenerate it with: {regenerate}")
+    return payload
+
+
+def load_paired_log(path: str | Path, sha256: str | None, log_sha256: str | None, regenerate: str,
+                    where: str = "") -> dict:
+    """The JSON training log next to the checkpoint ``path`` (``<name>.json``), read with
+    :func:`load_log` (checked against ``log_sha256``, None: not checked), that must name this
+    checkpoint: its ``"sha256"`` must be ``sha256`` or, when that is None, the file's own sha256.
+
+    Raises :class:`CheckpointError` when the log is missing, altered or was written for other weights.
+    """
+    log = load_log(Path(path).with_suffix(".json"), log_sha256, regenerate, where)
+    check_paired(log, path, sha256, regenerate)
+    return log
+
+
+def check_paired(log: dict, path: str | Path, sha256: str | None, regenerate: str) -> None:
+    """Refuse a training log written for other weights: ``log["sha256"]`` must be ``sha256`` or, when
+    that is None, the sha256 of the checkpoint file ``path``. Raises :class:`CheckpointError`."""
+    path = Path(path)
+    if log.get("sha256") != (sha256 or file_sha256(path)):
+        raise CheckpointError(f"training log {path.with_suffix('.json')} was written for a checkpoint with sha256 "
+                              f"{log.get('sha256')}, not for {path}; regenerate both with: {regenerate}")
+
+
+def verify_with_log(path: str | Path | None, sha256: str | None, log_sha256: str | None, *, committed: Path,
+                    committed_sha256: str, committed_log_sha256: str, regenerate: str, constant: str,
+                    module: str) -> tuple[Path, dict]:
+    """Verify a checkpoint and load its JSON log; return ``(path, log)``.
+
+    ``path=None`` is the ``committed`` file; there ``sha256="committed"`` and ``log_sha256="committed"``
+    stand for ``committed_sha256`` and ``committed_log_sha256``. For any other ``path``, "committed"
+    means "not checked" (None). The errors name the constants ``<constant>_SHA256`` and
+    ``<constant>_LOG_SHA256`` in ``module`` and the command ``regenerate``.
+    """
+    is_committed = path is None
+    path = Path(path) if path is not None else Path(committed)
+    if sha256 == "committed":
+        sha256 = committed_sha256 if is_committed else None
+    if log_sha256 == "committed":
+        log_sha256 = committed_log_sha256 if is_committed else None
+    verify_checkpoint(path, sha256, regenerate, f"{constant}_SHA256 in {module}")
+    log = load_log(path.with_suffix(".json"), log_sha256, regenerate, f"{constant}_LOG_SHA256 in {module}")
+    return path, log
 
 
 def _verify(path: str | Path, sha256: str | None, regenerate: str, where: str, what: str) -> Path:

@@ -28,11 +28,11 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from wmbook.data.checkpoint import (CHECKPOINT_DIR, CheckpointError, file_sha256, load_log, save_with_log,
-                                    verify_checkpoint)
+from wmbook.data.checkpoint import (CHECKPOINT_DIR, CheckpointError, file_sha256, load_paired_log, load_payload,
+                                    save_with_log, verify_checkpoint)
 from wmbook.data.loaders import CharCorpus
 from wmbook.nn.gpt import GPT, GPTConfig
-from wmbook.nn.train import History, warmup_cosine
+from wmbook.nn.train import History, optimizer_step, warmup_cosine
 
 #: Where the committed checkpoint lives (inside the installed package).
 CHAR_GPT_FILE = CHECKPOINT_DIR / "char_gpt_shakespeare.pt"
@@ -218,15 +218,10 @@ def train_char_gpt(
     for step in range(recipe.steps):
         if recipe.eval_every and step % recipe.eval_every == 0:
             evaluate(step)
-        for group in opt.param_groups:
-            group["lr"] = recipe.lr_at(step)
         x, y = random_windows(splits["train"], recipe.block_size, recipe.batch_size,
                               data_gen)  # (B, T) each; y is x shifted by one character
         loss = lm_loss(model, x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-        opt.step()
+        optimizer_step(opt, loss, recipe.lr_at(step), model.parameters(), recipe.grad_clip)
         history.log(step, loss=loss.item(), lr=recipe.lr_at(step))
     evaluate(recipe.steps)
     return model.eval(), history
@@ -258,17 +253,30 @@ def gpt_forward_flops(cfg: GPTConfig, n_query: int, n_key: int) -> int:
 
 def save_char_gpt(
     path: str | Path, model: GPT, vocab: Sequence[str], recipe: CharGPTRecipe, history: History,
-    extra: dict | None = None,
+    extra: dict | None = None, dtype: torch.dtype = torch.float32,
 ) -> str:
-    """Write the checkpoint (float32 weights, config, vocab, recipe) and, next to it,
-    ``<name>.json`` with the recipe and the evaluation records. Returns the sha256 of the .pt."""
-    state = {k: v.detach().float().contiguous().clone() for k, v in model.state_dict().items()
+    """Write the checkpoint (weights as ``dtype``, config, vocab, recipe) and, next to it,
+    ``<name>.json`` with the recipe and the evaluation records. Returns the sha256 of the .pt.
+    :func:`gpt_from_state` reads the weights back (in float32)."""
+    state = {k: v.detach().to(dtype).contiguous().clone() for k, v in model.state_dict().items()
              if k != "lm_head.weight" or not model.cfg.tie_weights}  # tied: stored once, as wte
     payload = {"format": "wmbook-char-gpt-1", "config": dataclasses.asdict(model.cfg),
                "vocab": "".join(vocab), "recipe": dataclasses.asdict(recipe),
                "state_dict": state}
     return save_with_log(path, payload, history, recipe,
                          sum(p.numel() for p in model.parameters()), "val_loss", extra)
+
+
+def gpt_from_state(config: GPTConfig, state_dict: dict[str, Tensor]) -> GPT:
+    """A :class:`~wmbook.nn.gpt.GPT` of ``config`` with a checkpoint's weights, computed in float32
+    (float16 ones are converted); a tied ``lm_head.weight``, stored once as ``wte.weight`` (see
+    :func:`save_char_gpt`), is restored. The character GPTs of pages 3.3, 6.3, 8.2 and 8.3 load this way."""
+    model = GPT(config)
+    state = {k: v.float() for k, v in state_dict.items()}
+    if model.cfg.tie_weights:
+        state["lm_head.weight"] = state["wte.weight"]
+    model.load_state_dict(state)
+    return model
 
 
 class CharGPT(NamedTuple):
@@ -296,29 +304,18 @@ def load_char_gpt(path: str | Path | None = None, sha256: str | None = CHAR_GPT_
     """
     path = verify_checkpoint(path if path is not None else CHAR_GPT_FILE, sha256, _REGENERATE,
                              where="wmbook/lab/char_gpt.py (CHAR_GPT_SHA256)")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != "wmbook-char-gpt-1":
-        raise CheckpointError(f"{path} is not a wmbook character-GPT checkpoint; regenerate it with: "
-                              f"{_REGENERATE}")
-    model = GPT(GPTConfig(**ckpt["config"]))
-    state = dict(ckpt["state_dict"])
-    if model.cfg.tie_weights:
-        state["lm_head.weight"] = state["wte.weight"]
-    model.load_state_dict(state)
+    ckpt = load_payload(path, "wmbook-char-gpt-1", "character-GPT", _REGENERATE)
+    model = gpt_from_state(GPTConfig(**ckpt["config"]), ckpt["state_dict"])
     vocab = list(ckpt["vocab"])
     corpus = CharCorpus(text="", train="", val="", vocab=vocab)  # encode/decode only
-    log_path = path.with_suffix(".json")
-    log = load_log(log_path, CHAR_GPT_LOG_SHA256 if sha256 == CHAR_GPT_SHA256 else None, _REGENERATE,
-                   where="wmbook/lab/char_gpt.py (CHAR_GPT_LOG_SHA256)")
-    if log.get("sha256") != (sha256 or file_sha256(path)):
-        raise CheckpointError(f"training log {log_path} was written for a checkpoint with sha256 {log.get('sha256')}, "
-                              f"not for {path}; regenerate both with: {_REGENERATE}")
+    log = load_paired_log(path, sha256, CHAR_GPT_LOG_SHA256 if sha256 == CHAR_GPT_SHA256 else None, _REGENERATE,
+                          where="wmbook/lab/char_gpt.py (CHAR_GPT_LOG_SHA256)")
     return CharGPT(model.eval(), corpus.encode, corpus.decode, vocab,
                    CharGPTRecipe(**ckpt["recipe"]), log)
 
 
 __all__ = [
     "CHAR_GPT_FILE", "CHAR_GPT_LOG_SHA256", "CHAR_GPT_SHA256", "CharGPT", "CharGPTRecipe", "CheckpointError",
-    "bigram_loss", "evaluate_lm", "file_sha256", "lm_loss", "load_char_gpt", "loss_by_position",
+    "bigram_loss", "evaluate_lm", "file_sha256", "gpt_from_state", "lm_loss", "load_char_gpt", "loss_by_position",
     "gpt_forward_flops", "random_windows", "save_char_gpt", "train_char_gpt",
 ]

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from wmbook.data.checkpoint import CHECKPOINT_DIR, file_sha256, load_log, verify_checkpoint
+from wmbook.data.checkpoint import CHECKPOINT_DIR, file_sha256, verify_with_log
 
 #: Class ids of Poem Sentiment, in the order of its Hugging Face copy (0 negative ... 3 mixed).
 POEM_CLASSES = ("negative", "positive", "no impact", "mixed")
@@ -189,13 +189,9 @@ def load_nlp_features(path: str | Path | None = None, sha256: str | None = "comm
     ``{"poem": {split: {"features": (N, 384), "labels": (N,)}}, "sst2_first": {k: (872, 384)},
     "log": {...}}``; ``sst2_first[k]`` are SST-2 dev sentences cut to their first ``k`` pieces.
     """
-    committed = path is None
-    path = Path(path) if path is not None else NLP_FEATURES_FILE
-    if sha256 == "committed":
-        sha256 = NLP_FEATURES_SHA256 if committed else None
-    verify_checkpoint(path, sha256, _REGENERATE, "NLP_FEATURES_SHA256 in wmbook/lab/classify.py")
-    log = load_log(path.with_suffix(".json"), NLP_FEATURES_LOG_SHA256 if committed else None, _REGENERATE,
-                   "NLP_FEATURES_LOG_SHA256 in wmbook/lab/classify.py")
+    path, log = verify_with_log(path, sha256, "committed", committed=NLP_FEATURES_FILE,
+                                committed_sha256=NLP_FEATURES_SHA256, committed_log_sha256=NLP_FEATURES_LOG_SHA256,
+                                regenerate=_REGENERATE, constant="NLP_FEATURES", module="wmbook/lab/classify.py")
     blob = torch.load(path, map_location="cpu", weights_only=True)
 
     def full(x):

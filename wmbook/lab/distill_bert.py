@@ -27,7 +27,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from wmbook.data.checkpoint import CHECKPOINT_DIR, CheckpointError, file_sha256, load_log, verify_checkpoint
+from wmbook.data.checkpoint import CHECKPOINT_DIR, load_paired_log, verify_checkpoint
 
 SST2_TEACHER_FILE = "sst2_teacher.pt"
 #: sha256 of the committed file, as printed by ``scripts/sst2_teacher.py``.
@@ -389,11 +389,6 @@ def load_sst2_students(path=None, sha256: str | None = SST2_STUDENTS_SHA256) -> 
     path = verify_checkpoint(Path(path) if path is not None else CHECKPOINT_DIR / SST2_STUDENTS_FILE, sha256,
                              _STUDENTS_REGENERATE, where="wmbook/lab/distill_bert.py (SST2_STUDENTS_SHA256)")
     results = torch.load(path, map_location="cpu", weights_only=True)
-    log_path = path.with_suffix(".json")
-    results["log"] = load_log(log_path, SST2_STUDENTS_LOG_SHA256 if sha256 == SST2_STUDENTS_SHA256 else None,
-                              _STUDENTS_REGENERATE, where="wmbook/lab/distill_bert.py (SST2_STUDENTS_LOG_SHA256)")
-    if results["log"].get("sha256") != (sha256 or file_sha256(path)):
-        raise CheckpointError(f"training log {log_path} was written for a checkpoint with sha256 "
-                              f"{results['log'].get('sha256')}, not for {path}; regenerate both with: "
-                              f"{_STUDENTS_REGENERATE}")
+    results["log"] = load_paired_log(path, sha256, SST2_STUDENTS_LOG_SHA256 if sha256 == SST2_STUDENTS_SHA256 else None,
+                                     _STUDENTS_REGENERATE, where="wmbook/lab/distill_bert.py (SST2_STUDENTS_LOG_SHA256)")
     return results

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from wmbook.nn.attention import causal_mask
-from wmbook.data.checkpoint import CHECKPOINT_DIR, CheckpointError, file_sha256, load_log, verify_checkpoint
+from wmbook.data.checkpoint import CHECKPOINT_DIR, file_sha256, load_paired_log, verify_checkpoint
 from wmbook.nn.gpt import GPT, GPTConfig
 
 SST2_GPT_FILE = "sst2_gpt.pt"
@@ -424,12 +424,8 @@ def load_sst2_finetune(path: str | Path | None = None, sha256: str | None = SST2
     path = verify_checkpoint(Path(path) if path is not None else CHECKPOINT_DIR / SST2_FINETUNE_FILE, sha256,
                              _FINETUNE_REGENERATE, where="wmbook/lab/finetune.py (SST2_FINETUNE_SHA256)")
     blob = torch.load(path, map_location="cpu", weights_only=True)
-    log_path = path.with_suffix(".json")
-    log = load_log(log_path, SST2_FINETUNE_LOG_SHA256 if sha256 == SST2_FINETUNE_SHA256 else None,
-                   _FINETUNE_REGENERATE, where="wmbook/lab/finetune.py (SST2_FINETUNE_LOG_SHA256)")
-    if log.get("sha256") != (sha256 or file_sha256(path)):
-        raise CheckpointError(f"training log {log_path} was written for a checkpoint with sha256 {log.get('sha256')}, "
-                              f"not for {path}; regenerate both with: {_FINETUNE_REGENERATE}")
+    log = load_paired_log(path, sha256, SST2_FINETUNE_LOG_SHA256 if sha256 == SST2_FINETUNE_SHA256 else None,
+                          _FINETUNE_REGENERATE, where="wmbook/lab/finetune.py (SST2_FINETUNE_LOG_SHA256)")
     return FineTuneResults(blob["accuracy"], FineTuneRecipe(**blob["recipe"]), log)
 
 

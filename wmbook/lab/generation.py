@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from wmbook.nn.sampling import filter_logits
+from wmbook.nn.sampling import filter_logits, next_token_logits
 
 
 @dataclass(frozen=True)
@@ -79,12 +79,7 @@ def sample_with_logprobs(model, idx: Tensor, max_new_tokens: int, decoding: Deco
     model.eval()
     logps, past = [], None
     for _ in range(max_new_tokens):
-        if cache:
-            out = model(idx if past is None else idx[:, -1:], past_key_values=past, use_cache=True)
-            past = out.past_key_values
-        else:
-            out = model(idx[:, -n_ctx:])
-        logits = out.logits[:, -1].float()  # (B, V)
+        logits, past = next_token_logits(model, idx, past, cache)  # (B, V)
         if mask_fn is not None:
             allowed = mask_fn(idx)  # (B, V) bool
             logits = logits.masked_fill(~allowed, float("-inf"))

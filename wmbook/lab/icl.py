@@ -185,6 +185,7 @@ def train_recall_gpt(recipe: RecallRecipe, log: Callable[[dict], None] | None = 
     accuracy with 4 and 8 facts. ``max_steps`` cuts the run short (smoke tests).
     """
     from wmbook.nn.gpt import GPT
+    from wmbook.nn.train import optimizer_step
 
     torch.manual_seed(recipe.seed)
     g = torch.Generator().manual_seed(recipe.seed)
@@ -201,13 +202,8 @@ def train_recall_gpt(recipe: RecallRecipe, log: Callable[[dict], None] | None = 
         else:
             n = int(torch.randint(1, recipe.max_facts + 1, (1,), generator=g))
             batch = associative_recall_batch(task, recipe.batch_size, n, recipe.pairs - n, g)
-        for group in opt.param_groups:
-            group["lr"] = recipe.lr * min(1.0, (step + 1) / recipe.warmup)
         loss = recall_loss(model, batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        optimizer_step(opt, loss, recipe.lr * min(1.0, (step + 1) / recipe.warmup), model.parameters(), 1.0)
         step += 1
         if step % recipe.eval_every == 0:
             r = {"step": step, "phase": phase, "loss": round(loss.item(), 4),
@@ -475,7 +471,7 @@ def train_few_shot_gpt(recipe: FewShotRecipe, stop_after: int | None = None,
     the start of the committed run this way); ``log`` receives each accuracy record.
     """
     from wmbook.nn.gpt import GPT
-    from wmbook.nn.train import History, warmup_cosine
+    from wmbook.nn.train import History, optimizer_step, warmup_cosine
 
     torch.manual_seed(recipe.seed)
     gen = torch.Generator().manual_seed(recipe.seed)
@@ -487,13 +483,8 @@ def train_few_shot_gpt(recipe: FewShotRecipe, stop_after: int | None = None,
         raise ValueError(f"stop_after must be in 1..{recipe.steps}, got {stop_after}")
     model.train()
     for step in range(last):
-        for group in opt.param_groups:
-            group["lr"] = warmup_cosine(step, recipe.lr, recipe.warmup, recipe.steps)
         loss = few_shot_loss(lambda t: model(t).logits, tasks.batch(recipe.batch_size, recipe.max_shots, gen))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        optimizer_step(opt, loss, warmup_cosine(step, recipe.lr, recipe.warmup, recipe.steps), model.parameters(), 1.0)
         history.log(step, loss=loss.item())
         if (step + 1) % recipe.eval_every == 0 or step + 1 == last:
             model.eval()

@@ -314,23 +314,17 @@ def load_induction(path=None, sha256: str | None = INDUCTION_SHA256) -> Inductio
     """
     from pathlib import Path
 
-    from wmbook.data.checkpoint import CHECKPOINT_DIR, CheckpointError, file_sha256, load_log, verify_checkpoint
+    from wmbook.data.checkpoint import CHECKPOINT_DIR, load_paired_log, load_payload, verify_checkpoint
 
     path = verify_checkpoint(Path(path) if path is not None else CHECKPOINT_DIR / INDUCTION_FILE, sha256,
                              _REGENERATE, where="wmbook/lab/induction.py (INDUCTION_SHA256)")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(blob, dict) or blob.get("format") != "wmbook-induction-1":
-        raise CheckpointError(f"{path} is not a wmbook induction checkpoint; regenerate it with: {_REGENERATE}")
+    blob = load_payload(path, "wmbook-induction-1", "induction", _REGENERATE)
     recipe = InductionRecipe(**blob["recipe"])
     models = {}
     for n, state in blob["state_dicts"].items():
         model = AttnOnlyTransformer(recipe.model_config(int(n)))
         model.load_state_dict(state)
         models[int(n)] = model.eval()
-    log_path = path.with_suffix(".json")
-    log = load_log(log_path, INDUCTION_LOG_SHA256 if sha256 == INDUCTION_SHA256 else None, _REGENERATE,
-                   where="wmbook/lab/induction.py (INDUCTION_LOG_SHA256)")
-    if log.get("sha256") != (sha256 or file_sha256(path)):
-        raise CheckpointError(f"training log {log_path} was written for a checkpoint with sha256 {log.get('sha256')}, "
-                              f"not for {path}; regenerate both with: {_REGENERATE}")
+    log = load_paired_log(path, sha256, INDUCTION_LOG_SHA256 if sha256 == INDUCTION_SHA256 else None, _REGENERATE,
+                          where="wmbook/lab/induction.py (INDUCTION_LOG_SHA256)")
     return InductionRun(models, recipe, log)

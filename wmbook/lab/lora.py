@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from wmbook.data.checkpoint import CHECKPOINT_DIR, CheckpointError, file_sha256, load_log, verify_checkpoint
+from wmbook.data.checkpoint import CHECKPOINT_DIR, check_paired, file_sha256, load_payload, verify_with_log
 
 METHODS = ("frozen", "lora", "full")
 LORA_FILE = CHECKPOINT_DIR / "lora_poem.pt"
@@ -265,18 +265,11 @@ def load_lora_runs(path: str | Path | None = None, sha256: str | None = "committ
 
     Raises :class:`~wmbook.data.checkpoint.CheckpointError` if a file is missing, altered or foreign.
     """
-    committed = path is None
-    path = Path(path) if path is not None else LORA_FILE
-    if sha256 == "committed":
-        sha256 = LORA_SHA256 if committed else None
-    verify_checkpoint(path, sha256, _REGENERATE, "LORA_SHA256 in wmbook/lab/lora.py")
-    log = load_log(path.with_suffix(".json"), LORA_LOG_SHA256 if committed else None, _REGENERATE,
-                   "LORA_LOG_SHA256 in wmbook/lab/lora.py")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(blob, dict) or blob.get("format") != "wmbook-lora-poem-1":
-        raise CheckpointError(f"{path} is not a wmbook LoRA checkpoint; regenerate it with: {_REGENERATE}")
-    if log.get("sha256") != file_sha256(path):
-        raise CheckpointError(f"log {path.with_suffix('.json')} does not belong to {path}; regenerate with: {_REGENERATE}")
+    path, log = verify_with_log(path, sha256, "committed", committed=LORA_FILE, committed_sha256=LORA_SHA256,
+                                committed_log_sha256=LORA_LOG_SHA256, regenerate=_REGENERATE, constant="LORA",
+                                module="wmbook/lab/lora.py")
+    blob = load_payload(path, "wmbook-lora-poem-1", "LoRA", _REGENERATE)
+    check_paired(log, path, None, _REGENERATE)
     recipe = LoRARecipe(**{**blob["recipe"], "target_modules": tuple(blob["recipe"]["target_modules"])})
     return LoRARuns(blob["state"], recipe, log)
 

@@ -31,9 +31,9 @@ from torch.nn import functional as F
 
 from wmbook.nn.bert import BertConfig
 from wmbook.nn.bert_heads import BertForPreTraining, MaskedBatch, mask_tokens
-from wmbook.data.checkpoint import (CHECKPOINT_DIR, CheckpointError, file_sha256, load_log, save_with_log, seed_file,
+from wmbook.data.checkpoint import (CHECKPOINT_DIR, load_paired_log, load_payload, save_with_log, seed_file,
                                     verify_checkpoint)
-from wmbook.nn.train import History, warmup_cosine
+from wmbook.nn.train import History, optimizer_step, warmup_cosine
 
 #: Where the committed checkpoint lives (inside the installed package).
 TINY_MLM_FILE = CHECKPOINT_DIR / "tiny_mlm_wikitext2.pt"
@@ -338,15 +338,10 @@ def train_tiny_mlm(
     for step in range(last):
         if recipe.eval_every and step % recipe.eval_every == 0:
             evaluate(step)
-        for group in opt.param_groups:
-            group["lr"] = recipe.lr_at(step)
         rows = data.train_rows[torch.randint(len(data.train_rows), (recipe.batch_size,), generator=gen)]
         batch = mask_tokens(rows, data.vocab.size, data.mask_id, data.special, generator=gen)
         loss = masked_lm_loss(model, batch.inputs, batch.labels).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-        opt.step()
+        optimizer_step(opt, loss, recipe.lr_at(step), model.parameters(), recipe.grad_clip)
         history.log(step, loss=loss.item(), lr=recipe.lr_at(step))
     evaluate(last)
     return model.eval(), history
@@ -391,20 +386,14 @@ def load_tiny_mlm(path: str | Path | None = None, sha256: str | None = TINY_MLM_
     """
     path = verify_checkpoint(path if path is not None else TINY_MLM_FILE, sha256, _REGENERATE,
                              where="wmbook/lab/mlm.py (TINY_MLM_SHA256)")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != "wmbook-tiny-mlm-1":
-        raise CheckpointError(f"{path} is not a wmbook tiny-MLM checkpoint; regenerate it with: {_REGENERATE}")
+    ckpt = load_payload(path, "wmbook-tiny-mlm-1", "tiny-MLM", _REGENERATE)
     model = BertForPreTraining(BertConfig(**ckpt["config"]))
     state = dict(ckpt["state_dict"])
     state["cls.predictions.decoder.weight"] = state["bert.embeddings.word_embeddings.weight"]
     model.load_state_dict(state)
-    log_path = path.with_suffix(".json")
     committed_logs = {TINY_MLM_SHA256: TINY_MLM_LOG_SHA256, **dict(TINY_MLM_SEEDS_SHA256.values())}
-    log = load_log(log_path, committed_logs.get(sha256), _REGENERATE,
-                   where="wmbook/lab/mlm.py (TINY_MLM_LOG_SHA256 or TINY_MLM_SEED*_LOG_SHA256)")
-    if log.get("sha256") != (sha256 or file_sha256(path)):
-        raise CheckpointError(f"training log {log_path} was written for a checkpoint with sha256 {log.get('sha256')}, "
-                              f"not for {path}; regenerate both with: {_REGENERATE}")
+    log = load_paired_log(path, sha256, committed_logs.get(sha256), _REGENERATE,
+                          where="wmbook/lab/mlm.py (TINY_MLM_LOG_SHA256 or TINY_MLM_SEED*_LOG_SHA256)")
     return TinyMLM(model.eval(), TopKVocab(ckpt["vocab_ids"], ckpt["unk"]), MLMRecipe(**ckpt["recipe"]), log)
 
 

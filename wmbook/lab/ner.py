@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from wmbook.data.checkpoint import CHECKPOINT_DIR, file_sha256, load_log, verify_checkpoint
+from wmbook.data.checkpoint import CHECKPOINT_DIR, file_sha256, verify_with_log
 from wmbook.nn.train import warmup_cosine
 
 #: The six WNUT-17 entity types, in the shared task's order.
@@ -431,14 +431,9 @@ class LoadedNER(NamedTuple):
 def load_ner_tagger(path: str | Path | None = None, sha256: str | None = "committed",
                     log_sha256: str | None = "committed") -> LoadedNER:
     """The committed tagger (MiniLM + the stored top layer and head) with its recipe and log."""
-    committed = path is None
-    path = Path(path) if path is not None else NER_FILE
-    if sha256 == "committed":
-        sha256 = NER_SHA256 if committed else None
-    if log_sha256 == "committed":
-        log_sha256 = NER_LOG_SHA256 if committed else None
-    verify_checkpoint(path, sha256, _REGENERATE, "NER_SHA256 in wmbook/lab/ner.py")
-    log = load_log(path.with_suffix(".json"), log_sha256, _REGENERATE, "NER_LOG_SHA256 in wmbook/lab/ner.py")
+    path, log = verify_with_log(path, sha256, log_sha256, committed=NER_FILE, committed_sha256=NER_SHA256,
+                                committed_log_sha256=NER_LOG_SHA256, regenerate=_REGENERATE, constant="NER",
+                                module="wmbook/lab/ner.py")
     blob = torch.load(path, map_location="cpu", weights_only=True)
     if tuple(blob["labels"]) != LABELS:
         raise ValueError(f"{path} was trained with labels {blob['labels']}, not {list(LABELS)}")

@@ -31,7 +31,6 @@ The model is :class:`wmbook.nn.gpt.GPT`, trained by ``scripts/train_tang_gpt.py`
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import random
 import re
@@ -42,9 +41,9 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from wmbook.data.checkpoint import CHECKPOINT_DIR, CheckpointError, file_sha256, load_log, verify_checkpoint
+from wmbook.data.checkpoint import CHECKPOINT_DIR, load_paired_log, load_payload, verify_checkpoint
 from wmbook.data.loaders import CharCorpus, load_tang_poems, poem_lines
-from wmbook.lab.char_gpt import CharGPT, CharGPTRecipe
+from wmbook.lab.char_gpt import CharGPT, CharGPTRecipe, gpt_from_state, save_char_gpt
 from wmbook.nn.gpt import GPT, GPTConfig
 
 #: The committed checkpoint of ``scripts/train_tang_gpt.py`` (float16 weights).
@@ -87,16 +86,9 @@ def tang_corpus(val_fraction: float = 0.1, seed: int = 0) -> CharCorpus:
 
 def save_tang_gpt(path: str | Path, model: GPT, vocab: Sequence[str], recipe: CharGPTRecipe, history,
                   extra: dict | None = None) -> str:
-    """Write the checkpoint with float16 weights (the format of :func:`wmbook.lab.char_gpt.save_char_gpt`)
-    and its JSON log; return the sha256 of the .pt."""
-    from wmbook.data.checkpoint import save_with_log
-
-    state = {k: v.detach().half().contiguous().clone() for k, v in model.state_dict().items()
-             if k != "lm_head.weight" or not model.cfg.tie_weights}
-    payload = {"format": "wmbook-char-gpt-1", "config": dataclasses.asdict(model.cfg),
-               "vocab": "".join(vocab), "recipe": dataclasses.asdict(recipe), "state_dict": state}
-    return save_with_log(path, payload, history, recipe, sum(p.numel() for p in model.parameters()),
-                         "val_loss", extra)
+    """Write the checkpoint with float16 weights (:func:`wmbook.lab.char_gpt.save_char_gpt` with
+    ``dtype=torch.float16``) and its JSON log; return the sha256 of the .pt."""
+    return save_char_gpt(path, model, vocab, recipe, history, extra=extra, dtype=torch.float16)
 
 
 def load_tang_gpt(path: str | Path | None = None, sha256: str | None = TANG_GPT_SHA256) -> CharGPT:
@@ -108,20 +100,12 @@ def load_tang_gpt(path: str | Path | None = None, sha256: str | None = TANG_GPT_
     """
     path = verify_checkpoint(path if path is not None else TANG_GPT_FILE, sha256, _REGENERATE,
                              where="wmbook/lab/poetry.py (TANG_GPT_SHA256)")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != "wmbook-char-gpt-1":
-        raise CheckpointError(f"{path} is not a wmbook character-GPT checkpoint; regenerate it with: {_REGENERATE}")
-    model = GPT(GPTConfig(**ckpt["config"]))
-    state = {k: v.float() for k, v in ckpt["state_dict"].items()}
-    if model.cfg.tie_weights:
-        state["lm_head.weight"] = state["wte.weight"]
-    model.load_state_dict(state)
+    ckpt = load_payload(path, "wmbook-char-gpt-1", "character-GPT", _REGENERATE)
+    model = gpt_from_state(GPTConfig(**ckpt["config"]), ckpt["state_dict"])
     vocab = list(ckpt["vocab"])
     corpus = CharCorpus(text="", train="", val="", vocab=vocab)
-    log = load_log(path.with_suffix(".json"), TANG_GPT_LOG_SHA256 if sha256 == TANG_GPT_SHA256 else None,
-                   _REGENERATE, where="wmbook/lab/poetry.py (TANG_GPT_LOG_SHA256)")
-    if log.get("sha256") != (sha256 or file_sha256(path)):
-        raise CheckpointError(f"training log of {path} names another checkpoint; regenerate both with: {_REGENERATE}")
+    log = load_paired_log(path, sha256, TANG_GPT_LOG_SHA256 if sha256 == TANG_GPT_SHA256 else None, _REGENERATE,
+                          where="wmbook/lab/poetry.py (TANG_GPT_LOG_SHA256)")
     return CharGPT(model.eval(), corpus.encode, corpus.decode, vocab, CharGPTRecipe(**ckpt["recipe"]), log)
 
 

@@ -224,13 +224,11 @@ def load_reversal(path: str | Path | None = None, sha256: str | None = REVERSAL_
     Raises :class:`~wmbook.data.checkpoint.CheckpointError` if either file is missing, altered
     or not written together.
     """
-    from wmbook.data.checkpoint import CHECKPOINT_DIR, CheckpointError, file_sha256, load_log, verify_checkpoint
+    from wmbook.data.checkpoint import CHECKPOINT_DIR, load_paired_log, load_payload, verify_checkpoint
 
     path = verify_checkpoint(Path(path) if path is not None else CHECKPOINT_DIR / REVERSAL_FILE, sha256,
                              _REGENERATE, where="wmbook/lab/reversal.py (REVERSAL_SHA256)")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(blob, dict) or blob.get("format") != "wmbook-reversal-1":
-        raise CheckpointError(f"{path} is not a wmbook reversal checkpoint; regenerate it with: {_REGENERATE}")
+    blob = load_payload(path, "wmbook-reversal-1", "reversal", _REGENERATE)
     recipe = ReversalRecipe(**blob["recipe"])
     models = []
     for key in ("state_dict", "snapshot"):
@@ -240,12 +238,8 @@ def load_reversal(path: str | Path | None = None, sha256: str | None = REVERSAL_
         model = EncoderDecoder(recipe.model_config())
         model.load_state_dict(blob[key])
         models.append(model.eval())
-    log_path = path.with_suffix(".json")
-    log = load_log(log_path, REVERSAL_LOG_SHA256 if sha256 == REVERSAL_SHA256 else None, _REGENERATE,
-                   where="wmbook/lab/reversal.py (REVERSAL_LOG_SHA256)")
-    if log.get("sha256") != (sha256 or file_sha256(path)):
-        raise CheckpointError(f"training log {log_path} was written for a checkpoint with sha256 {log.get('sha256')}, "
-                              f"not for {path}; regenerate both with: {_REGENERATE}")
+    log = load_paired_log(path, sha256, REVERSAL_LOG_SHA256 if sha256 == REVERSAL_SHA256 else None, _REGENERATE,
+                          where="wmbook/lab/reversal.py (REVERSAL_LOG_SHA256)")
     return ReversalRun(models[0], models[1], recipe, log)
 
 

@@ -49,6 +49,7 @@ from torch.nn import functional as F
 
 from wmbook.data.checkpoint import CHECKPOINT_DIR, load_log
 from wmbook.nn.gpt import GPT
+from wmbook.nn.sampling import next_token_logits
 
 REINFORCE_FILE = CHECKPOINT_DIR / "reinforce_char_gpt.pt"
 REINFORCE_LOG_FILE = REINFORCE_FILE.with_suffix(".json")
@@ -106,9 +107,8 @@ def sample(model: GPT, prompt_ids: Sequence[int], n: int, length: int, generator
     model.eval()
     past = None
     for _ in range(length):
-        out = model(idx if past is None else idx[:, -1:], past_key_values=past, use_cache=True, need_weights=False)
-        past = out.past_key_values
-        nxt = torch.multinomial(out.logits[:, -1].float().softmax(-1), 1, generator=generator)
+        logits, past = next_token_logits(model, idx, past, use_cache=True, need_weights=False)
+        nxt = torch.multinomial(logits.softmax(-1), 1, generator=generator)
         idx = torch.cat([idx, nxt], dim=1)
     model.train(was)
     return idx
@@ -217,22 +217,17 @@ class ReinforceRuns(NamedTuple):
 def load_reinforce(path=None, sha256: str | None = REINFORCE_SHA256,
                    log_sha256: str | None = REINFORCE_LOG_SHA256) -> ReinforceRuns:
     """The policy and log of ``scripts/train_reinforce.py``, both sha256-checked (defaults: the committed files)."""
-    from wmbook.data.checkpoint import CheckpointError, verify_checkpoint
+    from wmbook.data.checkpoint import CheckpointError, load_payload, verify_checkpoint
+    from wmbook.lab.char_gpt import gpt_from_state
     from wmbook.nn.gpt import GPTConfig
 
     path = verify_checkpoint(path if path is not None else REINFORCE_FILE, sha256, _REGENERATE,
                              where="wmbook/lab/rl.py (REINFORCE_SHA256)")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(blob, dict) or blob.get("format") != "wmbook-reinforce-1":
-        raise CheckpointError(f"{path} is not a wmbook REINFORCE checkpoint; regenerate it with: {_REGENERATE}")
+    blob = load_payload(path, "wmbook-reinforce-1", "REINFORCE", _REGENERATE)
     log = load_log(path.with_suffix(".json"), log_sha256, _REGENERATE, where="wmbook/lab/rl.py (REINFORCE_LOG_SHA256)")
     if sha256 is not None and log.get("sha256") != sha256:
         raise CheckpointError(f"the log {path.with_suffix('.json')} names another checkpoint; regenerate with: {_REGENERATE}")
-    model = GPT(GPTConfig(**blob["config"]))
-    state = {k: v.float() for k, v in blob["state_dict"].items()}
-    if model.cfg.tie_weights:
-        state["lm_head.weight"] = state["wte.weight"]
-    model.load_state_dict(state)
+    model = gpt_from_state(GPTConfig(**blob["config"]), blob["state_dict"])
     return ReinforceRuns(model.eval(), log)
 
 

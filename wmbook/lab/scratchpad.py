@@ -33,9 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from wmbook.data.checkpoint import CHECKPOINT_DIR, CheckpointError, file_sha256, load_log, verify_checkpoint
+from wmbook.data.checkpoint import CHECKPOINT_DIR, file_sha256, load_paired_log, load_payload, verify_checkpoint
+from wmbook.lab.char_gpt import gpt_from_state
 from wmbook.nn.gpt import GPT, GPTConfig
-from wmbook.nn.train import warmup_cosine
+from wmbook.nn.train import optimizer_step, warmup_cosine
 
 VOCAB = "0123456789+=;$_"
 STOI = {c: i for i, c in enumerate(VOCAB)}
@@ -214,15 +215,10 @@ def train_addition(fmt: str, seed: int, recipe: AdditionRecipe, stop_after: int 
     losses = []
     model.train()
     for step in range(recipe.steps if stop_after is None else stop_after):
-        for g in opt.param_groups:
-            g["lr"] = warmup_cosine(step, recipe.lr, recipe.warmup, recipe.steps)
         pairs = draw_operands(recipe.batch_size, 1, recipe.train_max_digits, gen)
         x, y = make_batch(pairs, fmt, recipe.n_ctx, gen, recipe.max_offset)
         loss = addition_loss(model, x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        optimizer_step(opt, loss, warmup_cosine(step, recipe.lr, recipe.warmup, recipe.steps), model.parameters(), 1.0)
         losses.append(loss.item())
     return model.eval(), losses
 
@@ -257,23 +253,13 @@ def load_addition(path: str | Path | None = None, sha256: str | None = "committe
     sha = ADDITION_SHA256 if committed else sha256
     path = verify_checkpoint(path if path is not None else ADDITION_FILE, sha, _REGENERATE,
                              where="wmbook/lab/scratchpad.py (ADDITION_SHA256)")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != "wmbook-addition-1":
-        raise CheckpointError(f"{path} is not a wmbook addition checkpoint; regenerate it with: {_REGENERATE}")
+    ckpt = load_payload(path, "wmbook-addition-1", "addition", _REGENERATE)
     recipe = AdditionRecipe(**ckpt["recipe"])
     models: dict[str, dict[int, GPT]] = {}
     for fmt, per in ckpt["states"].items():
-        models[fmt] = {}
-        for s, state in per.items():
-            m = GPT(recipe.model_config())
-            state = {k: v.float() for k, v in state.items()}
-            state["lm_head.weight"] = state["wte.weight"]
-            m.load_state_dict(state)
-            models[fmt][int(s)] = m.eval()
-    log = load_log(path.with_suffix(".json"), ADDITION_LOG_SHA256 if committed else None, _REGENERATE,
-                   where="wmbook/lab/scratchpad.py (ADDITION_LOG_SHA256)")
-    if log.get("sha256") != file_sha256(path):
-        raise CheckpointError(f"the log next to {path} was written for another checkpoint; regenerate with: {_REGENERATE}")
+        models[fmt] = {int(s): gpt_from_state(recipe.model_config(), state).eval() for s, state in per.items()}
+    log = load_paired_log(path, None, ADDITION_LOG_SHA256 if committed else None, _REGENERATE,
+                          where="wmbook/lab/scratchpad.py (ADDITION_LOG_SHA256)")
     return AdditionRun(models, recipe, log)
 
 

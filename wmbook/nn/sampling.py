@@ -35,6 +35,25 @@ def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None 
     return logits
 
 
+def next_token_logits(model: GPT, idx: Tensor, past=None, use_cache: bool = True, need_weights: bool = True):
+    """One decoding step: the logits :math:`z_t` of the token after ``idx`` (B, T), as float32 (B, V),
+    and the KV cache to pass to the next step.
+
+    With ``use_cache=True`` the first call (``past=None``) runs the whole prompt and later calls
+    only the newest token, reusing the cached keys and values (the text must fit in ``n_ctx``);
+    with ``use_cache=False`` the model re-reads the last ``n_ctx`` tokens (the returned cache is
+    None). ``need_weights=False`` skips the attention weights (PyTorch's fused kernel; only then is
+    the option passed to ``model``). Shared by :func:`generate`,
+    :func:`wmbook.lab.generation.sample_with_logprobs` and :func:`wmbook.lab.rl.sample`.
+    """
+    options = {} if need_weights else {"need_weights": False}
+    if use_cache:
+        out = model(idx if past is None else idx[:, -1:], past_key_values=past, use_cache=True, **options)
+        return out.logits[:, -1].float(), out.past_key_values
+    out = model(idx[:, -model.cfg.n_ctx:], **options)
+    return out.logits[:, -1].float(), None
+
+
 @torch.no_grad()
 def generate(
     model: GPT,
@@ -72,12 +91,7 @@ def generate(
     model.eval()
     past = None
     for _ in range(max_new_tokens):
-        if use_cache:
-            out = model(idx if past is None else idx[:, -1:], past_key_values=past, use_cache=True)
-            past = out.past_key_values
-        else:
-            out = model(idx[:, -n_ctx:])
-        logits = out.logits[:, -1].float()  # (B, V)
+        logits, past = next_token_logits(model, idx, past, use_cache)  # (B, V)
         if temperature == 0:
             nxt = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
         else:

@@ -31,6 +31,27 @@ def warmup_cosine(step: int, lr: float, warmup: int, decay_steps: int, min_lr: f
     return min_lr + 0.5 * (1 + math.cos(math.pi * t)) * (lr - min_lr)
 
 
+def optimizer_step(opt: torch.optim.Optimizer, loss: Tensor, lr: float, params, grad_clip: float | None) -> None:
+    r"""One step of a hand-written training loop: set every parameter group's learning rate to
+    ``lr`` (:math:`\eta_t`, e.g. from :func:`warmup_cosine`), zero the gradients, back-propagate
+    ``loss``, clip the gradients' global norm to ``grad_clip`` (None or 0: no clipping),
+
+    .. math:: g \leftarrow g \cdot \min\bigl(1, \tfrac{c}{\lVert g \rVert_2 + 10^{-6}}\bigr)
+
+    (:func:`torch.nn.utils.clip_grad_norm_`, :math:`\lVert g \rVert_2` over all of ``params``), and
+    step the optimiser. The hand-written loops that log more than :func:`train` does use it:
+    ``train_char_gpt``, ``train_tiny_mlm``, ``train_few_shot_gpt``, ``train_recall_gpt`` and
+    ``train_addition`` in :mod:`wmbook.lab` (pages 2.3, 3.2, 3.3, 5.3, 8.2).
+    """
+    for group in opt.param_groups:
+        group["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        nn.utils.clip_grad_norm_(params, grad_clip)
+    opt.step()
+
+
 @dataclass
 class TrainConfig:
     """Optimiser and schedule: AdamW with optional linear warm-up and cosine decay."""
