@@ -147,6 +147,37 @@ def test_the_committed_reinforce_log_loads_and_shows_hacking():
     assert len(log["runs"]) == len(log["betas"]) * len(log["seeds"]) and len(log["seeds"]) >= 3
     end = {b: np.mean([r["kl"][-1] for r in log["runs"] if r["beta"] == b]) for b in log["betas"]}
     assert end[0.0] > 5 * end[log["betas"][0]]
+    pts = rl.frontier(log)  # the frontier of page 8.3: the largest beta has the smallest KL and reward
+    assert [p.beta for p in pts] == sorted(log["betas"]) and all(p.n_seeds == len(log["seeds"]) for p in pts)
+    assert all(p.kl > pts[-1].kl and p.reward > pts[-1].reward for p in pts[:-1])
+    assert pts[0].ref_ppl > 5 * pts[-1].ref_ppl  # hacked without the penalty, text with the largest beta
+
+
+
+def test_frontier_is_the_mean_and_sd_over_seeds_of_the_last_steps():
+    def run(beta, seed, rewards):
+        return {"beta": beta, "seed": seed, "reward": rewards, "kl": [2 * x for x in rewards],
+                "ref_ppl": [10 + x for x in rewards]}
+
+    log = {"runs": [run(0.3, 0, [0.0, 0.2, 0.4]), run(0.3, 1, [9.0, 0.4, 0.6]),
+                    run(0.0, 0, [0.0, 1.0, 1.0]), run(0.0, 1, [0.0, 0.8, 0.6]), run(0.0, 2, [0.0, 0.9, 0.8])]}
+    pts = rl.frontier(log, last=2)
+    assert [p.beta for p in pts] == [0.0, 0.3] and [p.n_seeds for p in pts] == [3, 2]
+    ends0 = np.array([1.0, 0.7, 0.85])  # mean of the last 2 steps per seed; the first step is ignored
+    assert pts[0].reward == pytest.approx(ends0.mean()) and pts[0].reward_sd == pytest.approx(ends0.std(ddof=1))
+    assert pts[0].kl == pytest.approx(2 * ends0.mean()) and pts[0].kl_sd == pytest.approx(2 * ends0.std(ddof=1))
+    assert pts[0].ref_ppl == pytest.approx(10 + ends0.mean()) and pts[0].ref_ppl_sd == pytest.approx(ends0.std(ddof=1))
+    assert pts[1].reward == pytest.approx(0.4) and pts[1].reward_sd == pytest.approx(np.std([0.3, 0.5], ddof=1))
+    one = rl.frontier({"runs": [run(1.0, 0, [0.1, 0.2])]}, last=1)[0]
+    assert one.reward == pytest.approx(0.2) and np.isnan(one.reward_sd)
+    with pytest.raises(ValueError, match="runs"):
+        rl.frontier({"runs": []})
+    with pytest.raises(ValueError, match="last"):
+        rl.frontier(log, last=0)
+    with pytest.raises(ValueError, match="fewer than"):
+        rl.frontier(log, last=4)
+    with pytest.raises(ValueError, match="lacks"):
+        rl.frontier({"runs": [{"beta": 0.1, "reward": [0.1]}]}, last=1)
 
 
 # ------------------------------------------------------------------ active learning

@@ -31,10 +31,12 @@ on the samples' prefixes, and the reference model's perplexity of the samples,
 With :math:`\beta = 0` nothing holds the policy near :math:`\pi_0`, and the reward is "hacked":
 the samples fill with the target letter, the KL and the perplexity climb.
 
-``scripts/train_reinforce.py`` runs :func:`reinforce` for several seeds with and without the
-penalty and writes the first seed's penalised policy (float16,
-``wmbook/data/checkpoints/reinforce_char_gpt.pt``) with the JSON log of every run next to it;
-:func:`load_reinforce` reads both back after checking their sha256s.
+``scripts/train_reinforce.py`` runs :func:`reinforce` for several seeds and five KL weights
+(:math:`\beta` = 0.3, 0, 0.03, 0.1, 1) and writes the first seed's policy with the first weight
+(float16, ``wmbook/data/checkpoints/reinforce_char_gpt.pt``) with the JSON log of every run next
+to it; :func:`load_reinforce` reads both back after checking their sha256s, and :func:`frontier`
+summarises the log per :math:`\beta` (the reward–KL frontier of page 8.3: the penalty trades
+reward for staying near :math:`\pi_0`).
 """
 from __future__ import annotations
 
@@ -55,8 +57,8 @@ REINFORCE_FILE = CHECKPOINT_DIR / "reinforce_char_gpt.pt"
 REINFORCE_LOG_FILE = REINFORCE_FILE.with_suffix(".json")
 #: sha256 of the committed policy (float16) and of its log, as printed by ``scripts/train_reinforce.py``.
 REINFORCE_SHA256 = "4ab8ea19a0cbe10c5135ec82781f47dbd4af5c4545ccf4fcbf182d95149e7391"
-REINFORCE_LOG_SHA256 = "70a5d8040a9cc433ea61d337efcdccf14b2d37b58d70401ec1a513fda445c2ba"
-_REGENERATE = "python scripts/train_reinforce.py  (about 10 minutes on one thread)"
+REINFORCE_LOG_SHA256 = "17d041fe1d0fa4433843af1deb07d2a9cf829e06182d4373bdb8c1e89250dfa1"
+_REGENERATE = "python scripts/train_reinforce.py  (5 to 25 minutes on one thread, by load)"
 
 
 @dataclass
@@ -231,6 +233,52 @@ def load_reinforce(path=None, sha256: str | None = REINFORCE_SHA256,
     return ReinforceRuns(model.eval(), log)
 
 
-__all__ = ["REINFORCE_FILE", "REINFORCE_LOG_FILE", "REINFORCE_LOG_SHA256", "REINFORCE_SHA256", "ReinforceRecipe",
-           "ReinforceRuns", "Step", "exact_kl_per_char", "leave_one_out_baseline", "letter_reward", "load_reinforce",
-           "reinforce", "sample", "sample_texts", "save_policy", "token_logprobs"]
+class FrontierPoint(NamedTuple):
+    """One KL weight's end of training, over seeds (what :func:`frontier` returns)."""
+
+    beta: float
+    n_seeds: int
+    reward: float  # mean over seeds of the run's final reward R
+    reward_sd: float  # their sample standard deviation (ddof = 1; nan with one seed)
+    kl: float  # mean final exact KL per character to pi_0 (nats)
+    kl_sd: float
+    ref_ppl: float  # mean final perplexity of the samples under pi_0
+    ref_ppl_sd: float
+
+
+def frontier(log: dict, last: int = 5) -> list[FrontierPoint]:
+    r"""The reward–KL frontier of a ``scripts/train_reinforce.py`` log, one point per KL weight.
+
+    For every run, its final value of a quantity :math:`q` (reward :math:`R`, KL per character,
+    :math:`\pi_0`'s perplexity of the samples) is the mean of its last ``last`` logged steps,
+    :math:`\bar q = \frac{1}{L}\sum_{t=S-L+1}^{S} q_t` (:math:`L` = ``last``, :math:`S` the run's steps); the point of a :math:`\beta` is the mean and the
+    sample standard deviation (ddof = 1) of :math:`\bar q` over that :math:`\beta`'s seeds.
+    Points are sorted by increasing :math:`\beta` (page 8.3, section 8.3.2).
+    """
+    runs = log.get("runs") if isinstance(log, dict) else None
+    if not runs:
+        raise ValueError("log must be a dict with a non-empty 'runs' list (the JSON log of scripts/train_reinforce.py)")
+    if last < 1:
+        raise ValueError(f"last must be >= 1 step, got {last}")
+    keys = ("reward", "kl", "ref_ppl")
+    by_beta: dict[float, list[dict]] = {}
+    for r in runs:
+        missing = [k for k in ("beta", *keys) if k not in r]
+        if missing:
+            raise ValueError(f"a run of the log lacks {missing}; regenerate with: {_REGENERATE}")
+        if any(len(r[k]) < last for k in keys):
+            raise ValueError(f"a run (beta = {r['beta']}) logged fewer than last={last} steps; pass a smaller last")
+        by_beta.setdefault(float(r["beta"]), []).append(r)
+    points = []
+    for beta in sorted(by_beta):
+        ends = torch.tensor([[sum(r[k][-last:]) / last for k in keys] for r in by_beta[beta]], dtype=torch.float64)
+        m = ends.mean(0)
+        sd = ends.std(0, unbiased=True) if len(ends) > 1 else torch.full((3,), float("nan"), dtype=torch.float64)
+        points.append(FrontierPoint(beta, len(ends), float(m[0]), float(sd[0]), float(m[1]), float(sd[1]),
+                                    float(m[2]), float(sd[2])))
+    return points
+
+
+__all__ = ["FrontierPoint", "REINFORCE_FILE", "REINFORCE_LOG_FILE", "REINFORCE_LOG_SHA256", "REINFORCE_SHA256",
+           "ReinforceRecipe", "ReinforceRuns", "Step", "exact_kl_per_char", "frontier", "leave_one_out_baseline",
+           "letter_reward", "load_reinforce", "reinforce", "sample", "sample_texts", "save_policy", "token_logprobs"]
