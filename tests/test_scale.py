@@ -134,13 +134,21 @@ def test_the_committed_sweep_loads_and_holds_every_run():
 def test_the_script_reproduces_the_committed_start(tmp_path):
     """train_char_gpt_sizes.py --stop-after 100 --widths 16 --seeds 1: the first run's records at
     steps 0 and 100 (train and validation estimates on fixed batches) as committed, rtol 1e-3."""
-    out = tmp_path / "s.pt"
-    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_char_gpt_sizes.py"), "--stop-after", "100",
-                          "--widths", "16", "--seeds", "1", "--out", str(out)], capture_output=True, text=True,
-                         cwd=ROOT, timeout=900)
+    out = _run("train_char_gpt_sizes.py", "--stop-after", "100", "--widths", "16", "--seeds", "1", out=tmp_path / "s.pt")
+    _assert_same_start(load_size_sweep(out, sha256=None).log, load_size_sweep().log)
+
+
+def _run(script: str, *args: str, out: Path) -> Path:
+    """Run ``scripts/<script> args --out out`` in a fresh interpreter; return ``out``."""
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args, "--out", str(out)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
-    got = load_size_sweep(out, sha256=None).log["runs"][0]["evals"]
-    want = load_size_sweep().log["runs"][0]["evals"]
+    return out
+
+
+def _assert_same_start(got: dict, want: dict) -> None:
+    """The first run's loss estimates at steps 0 and 100 of log ``got`` equal those of ``want``, rtol 1e-3."""
+    got, want = got["runs"][0]["evals"], want["runs"][0]["evals"]
     assert [e["step"] for e in got] == [0, 100]
     for g, w in zip(got, want):
         assert g["step"] == w["step"]
@@ -151,3 +159,100 @@ def test_the_script_reproduces_the_committed_start(tmp_path):
 def test_score_false_skips_the_validation_loss():
     (run,) = train_size_sweep(_corpus(), widths=(8,), seeds=(0,), steps=2, score=False)
     assert run.record["val_loss"] is None and run.record["evals"]
+
+
+# --------------------------------------------------------------- the (N, D) sweep of page 8.1
+
+def test_the_scale_sweep_trains_every_width_at_every_budget():
+    from wmbook.lab.scale import train_scale_sweep
+
+    runs = train_scale_sweep(_corpus(), widths=(8, 16), steps=(3, 6), seed=0)
+    recs = [r.record for r in runs]
+    assert [(r["steps"], r["d_model"]) for r in recs] == [(3, 8), (3, 16), (6, 8), (6, 16)]
+    assert all(r["tokens"] == r["steps"] * 12 * 64 and r["seed"] == 0 and r["val_loss"] > 0 for r in recs)
+    vocab = len(_corpus().vocab)
+    assert all(r["non_embedding"] == r["parameters"] - (vocab + 64) * r["d_model"] for r in recs)
+    # the same width and seed with another budget: the same start, another schedule, another end
+    assert recs[0]["evals"][0] == recs[2]["evals"][0] and recs[0]["val_loss"] != recs[2]["val_loss"]
+    for bad in ((), (6, 3), (3, 3), (0, 2)):
+        with pytest.raises(ValueError, match="increasing positive"):
+            train_scale_sweep(_corpus(), widths=(8,), steps=bad)
+
+
+def test_save_keeps_only_the_asked_models_and_the_log_of_every_run(tmp_path):
+    from wmbook.lab.scale import load_scale_sweep, scale_table, train_scale_sweep
+
+    runs = train_scale_sweep(_corpus(), widths=(8, 12), steps=(2, 4), seed=1)
+    path = tmp_path / "scale.pt"
+    sha = save_size_sweep(path, runs, 2, {"budgets": [2, 4]}, keep=(8,))
+    loaded = load_scale_sweep(path, sha256=sha)
+    assert list(loaded.models) == [8] and len(loaded.log["runs"]) == 4 and loaded.log["budgets"] == [2, 4]
+    assert loaded.log["recipe"]["lr_decay_steps"] == 2 and loaded.log["recipe"]["seed"] == 1
+    for v, w in zip(loaded.models[8].state_dict().values(), runs[0].model.state_dict().values()):
+        assert torch.equal(v, w)
+    with pytest.raises(ValueError, match="names none of the trained widths"):
+        save_size_sweep(tmp_path / "x.pt", runs, 2, keep=(64,))
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_scale_sweep(path, sha256="0" * 64)
+    with pytest.raises(CheckpointError, match="not recorded yet"):
+        load_scale_sweep(path, sha256="")
+    table = scale_table(loaded.log["runs"])
+    assert [(r["tokens"], r["d_model"]) for r in table] == [(2 * 768, 8), (2 * 768, 12), (4 * 768, 8), (4 * 768, 12)]
+    assert all(r["six_nd"] == 6 * r["parameters"] * r["tokens"] for r in table)
+
+
+def test_scale_table_refuses_an_unscored_log():
+    from wmbook.lab.scale import scale_table
+
+    run = {"d_model": 8, "parameters": 10, "non_embedding": 5, "tokens": 100, "steps": 2, "val_loss": None}
+    with pytest.raises(ValueError, match=r"lacks \['val_loss'\]"):
+        scale_table([run])
+
+
+def test_the_committed_scale_sweep_loads_and_holds_every_run():
+    from wmbook.lab.scale import (SCALE_FILE, SCALE_STEPS, SCALE_TOKENS, SCALE_WIDTHS, load_scale_sweep,
+                                  scale_table)
+
+    sweep = load_scale_sweep()  # sha256-checked, weights and log
+    table = scale_table(sweep.log["runs"])
+    assert len(table) == len(SCALE_WIDTHS) * len(SCALE_STEPS)
+    assert sorted({r["tokens"] for r in table}) == list(SCALE_TOKENS)
+    assert sorted({r["d_model"] for r in table}) == list(SCALE_WIDTHS)
+    assert list(sweep.models) == [min(SCALE_WIDTHS)] and file_sha256(SCALE_FILE) == sweep.log["sha256"]
+    assert (sweep.log["budgets"], sweep.log["widths"], sweep.log["seed"], sweep.log["threads"]) == \
+        (list(SCALE_STEPS), list(SCALE_WIDTHS), 0, 1)
+    assert SCALE_FILE.stat().st_size < 5 * 2**20
+    # the script's defaults are the committed run's
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import train_char_gpt_scale as script
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    args = script.parser().parse_args([])
+    assert (args.steps, args.widths, args.seed, args.threads, args.out) == \
+        (max(SCALE_STEPS), list(SCALE_WIDTHS), 0, 1, SCALE_FILE)
+
+
+@pytest.mark.slow
+def test_the_scale_script_reproduces_the_committed_start(tmp_path):
+    """train_char_gpt_scale.py --widths 32 --budgets 250 --stop-after 100: the first run's records at
+    steps 0 and 100 as committed, rtol 1e-3 (see tests/test_scripts.py for the tolerance)."""
+    from wmbook.lab.scale import load_scale_sweep
+
+    out = _run("train_char_gpt_scale.py", "--widths", "32", "--budgets", "250", "--stop-after", "100",
+               out=tmp_path / "s.pt")
+    _assert_same_start(load_scale_sweep(out, sha256=None).log, load_scale_sweep().log)
+
+
+def test_the_stored_scale_model_scores_what_the_log_says():
+    """The one model char_gpt_scale.pt stores (smallest width, smallest budget): its loss on the whole
+    validation split, computed again, equals the log's within 1e-4 (the page re-runs its first steps)."""
+    from wmbook.data.loaders import load_tinyshakespeare
+    from wmbook.lab.char_gpt import evaluate_lm
+    from wmbook.lab.scale import load_scale_sweep
+
+    sweep = load_scale_sweep()
+    first = sweep.log["runs"][0]
+    corpus = load_tinyshakespeare()
+    again = evaluate_lm(sweep.models[first["d_model"]], torch.tensor(corpus.encode(corpus.val)))
+    assert abs(again - first["val_loss"]) < 1e-4, (again, first["val_loss"])

@@ -95,6 +95,7 @@ RUN_TESTS = {
     **{name: ["test_the_newer_scripts_run"] for name in ("train_induction.py", "train_reversal.py",
                                                           "finetune_sst2_gpt.py", "train_fewshot_gpt.py")},
     "train_char_gpt_sizes.py": ["test_the_newer_scripts_run"],  # committed start: tests/test_scale.py (slow)
+    "train_char_gpt_scale.py": ["test_the_newer_scripts_run"],  # committed start: tests/test_scale.py (slow), page 8.1
     "train_span_qa.py": ["test_the_newer_scripts_run"],  # committed start and answers: page 6.2 re-runs them
     "try_toolkits.py": ["test_try_toolkits_writes_its_log_format"],  # the install itself needs network: not run
     # page 6.1: the committed starts are checked by the page (re-run of the first steps, recomputed features)
@@ -325,6 +326,7 @@ NEWER_SCRIPTS = {"train_induction.py": ["--seeds", "1", "--steps", "2"],
                  "finetune_sst2_gpt.py": ["--seeds", "1", "--steps", "2"],
                  "train_fewshot_gpt.py": ["--seeds", "1", "--steps", "2"],
                  "train_char_gpt_sizes.py": ["--seeds", "1", "--steps", "2", "--widths", "16"],
+                 "train_char_gpt_scale.py": ["--budgets", "2", "3", "--widths", "8", "16"],
                  "train_span_qa.py": ["--seeds", "1", "--steps", "2", "--questions", "8"],
                  "train_ner_wnut17.py": ["--seeds", "2", "--steps", "2", "--sentences", "16"],
                  "nlp_minilm_features.py": ["--steps", "3"],

@@ -20,6 +20,14 @@ and the same schedule, so the only difference is the width (hence the parameter 
 compute). ``scripts/train_char_gpt_sizes.py`` runs it and writes the seed-0 model of each width
 with a JSON log of every run (:func:`save_size_sweep`); :func:`load_size_sweep` reads both back,
 sha256-checked, and :func:`sweep_summary` gives the mean ± sd validation loss per width.
+
+*Size and data sweep* (page 8.1, section 8.1.1). :func:`train_scale_sweep` runs the same recipe over
+widths ``SCALE_WIDTHS`` and data budgets ``SCALE_STEPS`` (D = steps × 12 × 64 characters seen, each
+(N, D) with its own cosine schedule, one seed); ``scripts/train_char_gpt_scale.py`` writes its log
+(and only the smallest model) with :func:`save_size_sweep`, :func:`load_scale_sweep` reads them back
+sha256-checked and :func:`scale_table` gives the (N, D, loss) table that
+:mod:`wmbook.lab.scaling` fits with :math:`L(N) = E + A N^{-\alpha}` and
+:math:`L(N, D) = E + A N^{-\alpha} + B D^{-\beta}`.
 """
 from __future__ import annotations
 
@@ -128,12 +136,17 @@ def train_size_sweep(
     return runs
 
 
-def save_size_sweep(path: str | Path, runs: Sequence[SweepRun], steps: int, extra: dict | None = None) -> str:
+def save_size_sweep(path: str | Path, runs: Sequence[SweepRun], steps: int, extra: dict | None = None,
+                    keep: Sequence[int] | None = None) -> str:
     """Write the first-seed model of each width (float32) and, next to it, the JSON log of every run.
-    Returns the sha256 of the checkpoint."""
+    ``keep``: store only the models of these widths (default: every width; the log always holds every
+    run). The log's recipe is that of ``runs[0]`` with ``steps``. Returns the sha256 of the checkpoint."""
     first = {}
     for run in runs:
-        first.setdefault(run.record["d_model"], run)
+        if keep is None or run.record["d_model"] in keep:
+            first.setdefault(run.record["d_model"], run)
+    if not first:
+        raise ValueError(f"keep={keep} names none of the trained widths {sorted({r.record['d_model'] for r in runs})}")
     payload = {"format": "wmbook-char-gpt-sizes-1", "steps": steps,
                "models": {str(d): {"config": dataclasses.asdict(r.model.cfg),
                                    "state_dict": {k: v.detach().float().clone() for k, v in r.model.state_dict().items()
@@ -164,11 +177,18 @@ def load_size_sweep(path: str | Path | None = None, sha256: str | None = SIZES_S
     (checked against ``SIZES_LOG_SHA256``); pass ``path`` (and ``sha256=None``) for a run of your own.
     Raises :class:`~wmbook.data.checkpoint.CheckpointError` if a file is missing, altered or foreign.
     """
-    path = verify_checkpoint(Path(path) if path is not None else SIZES_FILE, sha256, _REGENERATE,
-                             where="wmbook/lab/scale.py (SIZES_SHA256)")
+    return _load_sweep(path if path is not None else SIZES_FILE, sha256,
+                       SIZES_LOG_SHA256 if sha256 == SIZES_SHA256 and sha256 is not None else None,
+                       _REGENERATE, "wmbook/lab/scale.py (SIZES_SHA256)", "wmbook/lab/scale.py (SIZES_LOG_SHA256)")
+
+
+def _load_sweep(path: str | Path, sha256: str | None, log_sha256: str | None, regenerate: str, where: str,
+                where_log: str) -> SizeSweep:
+    """Read a checkpoint of :func:`save_size_sweep` and its log, checked against the given sha256s."""
+    path = verify_checkpoint(Path(path), sha256, regenerate, where=where)
     blob = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(blob, dict) or blob.get("format") != "wmbook-char-gpt-sizes-1":
-        raise CheckpointError(f"{path} is not a wmbook size-sweep checkpoint; regenerate it with: {_REGENERATE}")
+        raise CheckpointError(f"{path} is not a wmbook size-sweep checkpoint; regenerate it with: {regenerate}")
     models = {}
     for d, entry in blob["models"].items():
         model = GPT(GPTConfig(**entry["config"]))
@@ -178,11 +198,10 @@ def load_size_sweep(path: str | Path | None = None, sha256: str | None = SIZES_S
         model.load_state_dict(state)
         models[int(d)] = model.eval()
     log_path = path.with_suffix(".json")
-    log = load_log(log_path, SIZES_LOG_SHA256 if sha256 == SIZES_SHA256 and sha256 is not None else None,
-                   _REGENERATE, where="wmbook/lab/scale.py (SIZES_LOG_SHA256)")
+    log = load_log(log_path, log_sha256, regenerate, where=where_log)
     if log.get("sha256") != (sha256 or file_sha256(path)):
         raise CheckpointError(f"training log {log_path} was written for a checkpoint with sha256 {log.get('sha256')}, "
-                              f"not for {path}; regenerate both with: {_REGENERATE}")
+                              f"not for {path}; regenerate both with: {regenerate}")
     return SizeSweep(models, log)
 
 
@@ -201,6 +220,77 @@ def sweep_summary(runs: Sequence[dict]) -> list[dict]:
                     "val_sd": statistics.stdev(losses) if len(losses) > 1 else float("nan"),
                     "six_nd": six_nd(rs[0]["parameters"], rs[0]["tokens"])})
     return out
+
+
+# --------------------------------------------------------------- the (N, D) sweep of page 8.1
+
+#: Widths (d_model) of page 8.1's sweep over size and data: 4 layers and 4 heads each, ~0.055 M to ~3.2 M parameters.
+SCALE_WIDTHS = (32, 48, 64, 96, 128, 192, 256)
+#: Training steps of its three data budgets (each its own cosine schedule); a step is 12 windows of 64 characters.
+SCALE_STEPS = (250, 500, 1000)
+#: The data budgets D: characters (tokens) seen in training, steps × 12 × 64.
+SCALE_TOKENS = tuple(s * 12 * 64 for s in SCALE_STEPS)
+#: The committed log of every (N, D) run, and the smallest model of the smallest budget (for the re-run check).
+SCALE_FILE = CHECKPOINT_DIR / "char_gpt_scale.pt"
+#: sha256 of ``char_gpt_scale.pt``, as printed by ``scripts/train_char_gpt_scale.py``.
+SCALE_SHA256 = "9fb539260a989dc13cabd17c730a807eeb73e8f4fc4c4c8a0b27bf8070cdc1a5"
+#: sha256 of its log ``char_gpt_scale.json``, printed by the same script.
+SCALE_LOG_SHA256 = "0b41bdd6dfda7f94d42c675ae6693f4257abadfce92596644f047ee6ec46363e"
+_REGENERATE_SCALE = "python scripts/train_char_gpt_scale.py  (20-45 minutes on one CPU thread)"
+
+
+def train_scale_sweep(
+    corpus: CharCorpus, widths: Sequence[int] = SCALE_WIDTHS, steps: Sequence[int] = SCALE_STEPS, seed: int = 0,
+    stop_after: int | None = None, log: Callable[[str], None] | None = None, score: bool = True,
+) -> list[SweepRun]:
+    """Train one character GPT per (width, data budget), page 8.1's sweep over size N and data D.
+
+    For each entry of ``steps`` (ascending order of D) it runs :func:`train_size_sweep` over
+    ``widths`` with that many steps and one seed: each (N, D) has its own warm-up and cosine decay
+    over its steps (:func:`sweep_recipe`), and with one seed all runs draw the same batches in the
+    same order (a shorter run sees a prefix of a longer run's data). Each record gets, besides
+    :func:`train_size_sweep`'s fields (``tokens`` is D), ``steps`` and ``non_embedding``, the
+    parameters minus the token and position embeddings (Kaplan et al.'s N). ``stop_after`` runs the
+    first steps of every schedule (a check of the log's start).
+    """
+    from wmbook.lab.scaling import non_embedding
+
+    if not steps or any(s < 1 for s in steps) or list(steps) != sorted(set(steps)):
+        raise ValueError(f"steps must be increasing positive step counts (one per data budget), got {steps}")
+    runs = []
+    for n_steps in steps:
+        for run in train_size_sweep(corpus, widths, (seed,), n_steps, stop_after, log, score):
+            cfg = run.model.cfg
+            run.record["steps"] = n_steps
+            run.record["non_embedding"] = non_embedding(run.record["parameters"], cfg.d_model, cfg.vocab_size, cfg.n_ctx)
+            runs.append(run)
+    return runs
+
+
+def load_scale_sweep(path: str | Path | None = None, sha256: str | None = SCALE_SHA256) -> SizeSweep:
+    """The log of ``scripts/train_char_gpt_scale.py`` (page 8.1) and the one model it stores (the
+    smallest width at the smallest budget), sha256-checked against ``SCALE_SHA256`` and
+    ``SCALE_LOG_SHA256``; pass ``path`` and ``sha256=None`` for a run of your own."""
+    if sha256 == "":
+        raise CheckpointError(f"SCALE_SHA256 is not recorded yet; run {_REGENERATE_SCALE} and record the sha256s "
+                              "it prints in wmbook/lab/scale.py")
+    return _load_sweep(path if path is not None else SCALE_FILE, sha256,
+                       SCALE_LOG_SHA256 if sha256 == SCALE_SHA256 and sha256 is not None else None,
+                       _REGENERATE_SCALE, "wmbook/lab/scale.py (SCALE_SHA256)", "wmbook/lab/scale.py (SCALE_LOG_SHA256)")
+
+
+def scale_table(runs: Sequence[dict]) -> list[dict]:
+    """The (N, D, loss) table of a scale-sweep log (``log["runs"]``): one dict per run with ``d_model``,
+    ``parameters``, ``non_embedding``, ``tokens``, ``steps``, ``val_loss``, ``seconds`` and the
+    compute estimate ``six_nd`` (arithmetic), sorted by D then N."""
+    keys = ("d_model", "parameters", "non_embedding", "tokens", "steps", "val_loss")
+    out = []
+    for r in runs:
+        missing = [k for k in keys if r.get(k) is None]
+        if missing:
+            raise ValueError(f"run {r.get('d_model')}/{r.get('steps')} lacks {missing}: not a scored scale-sweep log")
+        out.append({**{k: r[k] for k in keys}, "seconds": r.get("train_seconds"), "six_nd": six_nd(r["parameters"], r["tokens"])})
+    return sorted(out, key=lambda row: (row["tokens"], row["parameters"]))
 
 
 def gpt_parameters(cfg: GPTConfig) -> int:
@@ -222,6 +312,7 @@ def gpt_parameters(cfg: GPTConfig) -> int:
     return total + (0 if cfg.tie_weights else cfg.vocab_size * d)
 
 
-__all__ = ["SIZES_FILE", "SIZES_LOG_SHA256", "SIZES_SHA256", "SWEEP_SEEDS", "SWEEP_STEPS", "SWEEP_WIDTHS",
+__all__ = ["SCALE_FILE", "SCALE_LOG_SHA256", "SCALE_SHA256", "SCALE_STEPS", "SCALE_TOKENS", "SCALE_WIDTHS",
+           "load_scale_sweep", "scale_table", "train_scale_sweep", "SIZES_FILE", "SIZES_LOG_SHA256", "SIZES_SHA256", "SWEEP_SEEDS", "SWEEP_STEPS", "SWEEP_WIDTHS",
            "SizeSweep", "SweepRun", "compute_check", "gpt_parameters", "load_size_sweep",
            "save_size_sweep", "six_nd", "sweep_recipe", "sweep_summary", "train_size_sweep"]

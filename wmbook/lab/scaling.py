@@ -17,6 +17,11 @@ found :math:`\alpha = 0.34`. :func:`fit_power_law` fits the three numbers by wei
 (``scipy.optimize.curve_fit``) and returns their covariance; :func:`bootstrap_alpha` re-fits on
 resampled seeds (a spread that does not rely on the model being right). :func:`fit_pure_power_law`
 fits Kaplan's form, a straight line in log-log axes.
+
+For page 8.1's sweep over size and data (one seed per point; :func:`wmbook.lab.scale.train_scale_sweep`),
+:func:`bootstrap_power_law` gives intervals from resampled residuals or from a given seed noise, and
+:func:`fit_joint_law` fits Hoffmann et al.'s :math:`L(N, D) = E + A N^{-\alpha} + B D^{-\beta}`
+(:func:`bootstrap_joint_law` for its intervals).
 """
 from __future__ import annotations
 
@@ -165,9 +170,139 @@ def non_embedding(parameters: int, d_model: int, vocab_size: int, n_ctx: int) ->
     return out
 
 
+def bootstrap_power_law(n: Sequence[float], loss: Sequence[float], n_boot: int = 200, seed: int = 0,
+                        noise: float | None = None) -> np.ndarray:
+    r"""Refits of :math:`L = E + A N^{-\alpha}` on ``n_boot`` synthetic copies of one-seed points; rows ``(E, A, alpha)``.
+
+    Each copy is the fitted curve at ``n`` plus noise: with ``noise=None`` the fit's own residuals drawn
+    with replacement (a residual bootstrap: no assumption on the noise's size, but with few points the
+    residuals are few too), with ``noise`` = an sd, Gaussian noise of that sd (a parametric bootstrap,
+    e.g. with the seed-to-seed sd measured elsewhere). Copies whose fit fails are dropped.
+    Percentiles of a column give an interval.
+    """
+    n, loss, _ = _check_points(n, loss)
+    if noise is not None and not noise > 0:
+        raise ValueError(f"noise must be an sd > 0 (or None for resampled residuals), got {noise}")
+    curve = fit_power_law(n, loss).predict(n)
+    return _refits(curve, loss - curve, lambda y: fit_power_law(n, y)[:3], n_boot, seed, noise)
+
+
+def _refits(curve: np.ndarray, resid: np.ndarray, refit, n_boot: int, seed: int, noise: float | None) -> np.ndarray:
+    """``refit(curve + draw)`` for ``n_boot`` draws (resampled ``resid``, or Gaussian of sd ``noise``); failed fits dropped."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_boot):
+        draw = rng.choice(resid, size=len(curve), replace=True) if noise is None else noise * rng.standard_normal(len(curve))
+        try:
+            out.append(tuple(refit(curve + draw)))
+        except (RuntimeError, ValueError):
+            continue
+    if not out:
+        raise RuntimeError(f"all {n_boot} refits failed")
+    return np.array(out, dtype=float)
+
+
+def joint_law(nd, E: float, A: float, alpha: float, B: float, beta: float):
+    r"""Chinchilla's form :math:`L(N, D) = E + A N^{-\alpha} + B D^{-\beta}`; ``nd`` = (N array, D array)."""
+    n, d = (np.asarray(v, dtype=float) for v in nd)
+    return E + A * np.power(n, -alpha) + B * np.power(d, -beta)
+
+
+class JointFit(NamedTuple):
+    r"""The fitted :math:`E, A, \alpha, B, \beta` of :func:`fit_joint_law`, their covariance (5×5, that
+    order; scaled by the residuals), the sds of the two exponents, the points and the degrees of freedom."""
+
+    E: float
+    A: float
+    alpha: float
+    B: float
+    beta: float
+    cov: np.ndarray
+    alpha_sd: float
+    beta_sd: float
+    n_points: int
+    dof: int
+
+    def predict(self, n, d):
+        """The fitted surface at sizes ``n`` and data ``d``."""
+        return joint_law((n, d), self.E, self.A, self.alpha, self.B, self.beta)
+
+
+def fit_joint_law(n: Sequence[float], d: Sequence[float], loss: Sequence[float], start: JointFit | None = None) -> JointFit:
+    r"""Fit :math:`L(N, D) = E + A N^{-\alpha} + B D^{-\beta}` (Hoffmann et al. 2022) by least squares.
+
+    Needs at least 3 distinct N and 3 distinct D (with two D values, :math:`B` and :math:`\beta` only
+    enter through one difference and cannot both be fitted) and more points than the 5 parameters.
+    N and D are divided by their geometric means inside the fit; :math:`A` and :math:`B` are
+    returned in the units of N and D. Bounds: :math:`0 \le E < \min L`, :math:`A, B > 0`, exponents in (0, 3).
+    The covariance is scaled by the residuals; an sd of ``inf`` (or a huge one) says that the points
+    do not pin that parameter down. Without ``start`` the fit starts from 9 exponent pairs and keeps the
+    best; with ``start`` (an earlier fit, e.g. in a bootstrap) from that fit only.
+    """
+    import warnings
+
+    from scipy.optimize import OptimizeWarning, curve_fit
+
+    n, loss, _ = _check_points(n, loss)
+    d = np.asarray(d, dtype=float)
+    if d.shape != n.shape or np.any(d <= 0):
+        raise ValueError(f"d must be positive with the shape of n {n.shape}, got shape {d.shape}")
+    if len(np.unique(d)) < 3:
+        raise ValueError(f"need at least 3 distinct data sizes D to fit B and beta, got {len(np.unique(d))}")
+    if len(n) <= 5:
+        raise ValueError(f"need more than 5 points to fit 5 parameters, got {len(n)}")
+    n_ref, d_ref = (float(np.exp(np.mean(np.log(v)))) for v in (n, d))
+    x = np.vstack([n / n_ref, d / d_ref])
+    upper_E = float(loss.min()) - 1e-9
+    best = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OptimizeWarning)
+        if start is None:  # a few starts: the surface has flat valleys
+            starts = [(0.8 * upper_E, 0.1, a0, 0.1, b0) for a0 in (0.2, 0.5, 1.0) for b0 in (0.2, 0.5, 1.0)]
+        else:
+            starts = [(float(np.clip(start.E, 1e-9, 0.999 * upper_E)), start.A / n_ref ** start.alpha,
+                       float(np.clip(start.alpha, 1e-5, 2.99)), start.B / d_ref ** start.beta,
+                       float(np.clip(start.beta, 1e-5, 2.99)))]
+        for p0 in starts:
+            try:
+                popt, pcov = curve_fit(lambda xx, E, A, al, B, be: joint_law(xx, E, A, al, B, be), x, loss, p0=p0,
+                                       bounds=([0.0, 1e-12, 1e-6, 1e-12, 1e-6], [upper_E, np.inf, 3.0, np.inf, 3.0]),
+                                       maxfev=20000)
+            except RuntimeError:
+                continue
+            sse = float(np.sum((joint_law(x, *popt) - loss) ** 2))
+            if best is None or sse < best[0] - 1e-12:
+                best = (sse, popt, pcov)
+    if best is None:
+        raise RuntimeError("the joint fit did not converge from any start")
+    _, popt, pcov = best
+    E, A_x, alpha, B_x, beta = (float(v) for v in popt)
+    sa, sb = n_ref ** alpha, d_ref ** beta
+    if np.all(np.isfinite(pcov)):
+        J = np.diag([1.0, sa, 1.0, sb, 1.0])
+        cov = J @ pcov @ J.T
+    else:
+        pcov = cov = np.full((5, 5), np.inf)
+    sd = np.sqrt(np.clip(np.diag(pcov), 0.0, None))
+    return JointFit(E, A_x * sa, alpha, B_x * sb, beta, cov, float(sd[2]), float(sd[4]), len(n), len(n) - 5)
+
+
+def bootstrap_joint_law(n: Sequence[float], d: Sequence[float], loss: Sequence[float], n_boot: int = 100,
+                        seed: int = 0, noise: float | None = None) -> np.ndarray:
+    r"""Like :func:`bootstrap_power_law` for :func:`fit_joint_law`: rows ``(E, A, alpha, B, beta)``."""
+    if noise is not None and not noise > 0:
+        raise ValueError(f"noise must be an sd > 0 (or None for resampled residuals), got {noise}")
+    fit = fit_joint_law(n, d, loss)
+    n, d, loss = (np.asarray(v, dtype=float) for v in (n, d, loss))
+    curve = fit.predict(n, d)
+    return _refits(curve, loss - curve, lambda y: fit_joint_law(n, d, y, start=fit)[:5], n_boot, seed, noise)
+
+
 #: Published exponents, as the papers state them (page 8.1 cites them).
 KAPLAN_ALPHA_N = 0.076  # Kaplan et al. 2020, L(N) = (N_c/N)^alpha_N, N_c = 8.8e13 non-embedding parameters
 CHINCHILLA_ALPHA = 0.34  # Hoffmann et al. 2022, L(N, D) = E + A/N^alpha + B/D^beta: E 1.69, A 406.4, B 410.7, beta 0.28
+CHINCHILLA_BETA = 0.28  # Hoffmann et al. 2022, the data exponent of the same fit
 
-__all__ = ["CHINCHILLA_ALPHA", "KAPLAN_ALPHA_N", "PowerLawFit", "bootstrap_alpha", "fit_power_law",
-           "fit_pure_power_law", "mean_points", "non_embedding", "power_law", "seed_table", "synthetic_sweep"]
+__all__ = ["CHINCHILLA_ALPHA", "CHINCHILLA_BETA", "JointFit", "KAPLAN_ALPHA_N", "PowerLawFit", "bootstrap_alpha",
+           "bootstrap_joint_law", "bootstrap_power_law", "fit_joint_law", "fit_power_law", "fit_pure_power_law", "joint_law",
+           "mean_points", "non_embedding", "power_law", "seed_table", "synthetic_sweep"]
