@@ -1,7 +1,6 @@
 """wmbook.lab.scale and wmbook.data.landmarks (page 1.1): the landmark table, 6ND, the size sweep."""
 from __future__ import annotations
 
-import json
 import math
 import re
 import subprocess
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from _fixtures import assert_refuses_bad_logs
 from wmbook.data.checkpoint import CheckpointError, file_sha256
 from wmbook.data.landmarks import LANDMARKS_FILE, NUMERIC, load_landmark_models
 from wmbook.lab.scale import (SIZES_FILE, compute_check, gpt_parameters, load_size_sweep, save_size_sweep, six_nd,
@@ -106,14 +106,7 @@ def test_a_tiny_sweep_trains_saves_and_loads(tmp_path):
         first = next(r for r in runs if r.record["d_model"] == d)
         for (k, v), w in zip(model.state_dict().items(), first.model.state_dict().values()):
             assert torch.equal(v, w), k
-    with pytest.raises(CheckpointError, match="sha256"):
-        load_size_sweep(path, sha256="0" * 64)
-    log = path.with_suffix(".json")
-    other = json.loads(log.read_text())
-    other["sha256"] = "f" * 64
-    log.write_text(json.dumps(other))
-    with pytest.raises(CheckpointError, match="was written for a checkpoint"):
-        load_size_sweep(path, sha256=None)
+    assert_refuses_bad_logs(load_size_sweep, path, "train_char_gpt_sizes")
 
 
 def test_stopping_early_runs_the_start_of_the_same_schedule():
