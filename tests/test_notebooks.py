@@ -292,6 +292,16 @@ def test_glue_records_floats_to_six_significant_digits():
     assert stored_value("0.123456789") == "0.123456789"
 
 
+def test_glue_records_a_bound_checked_float_to_three_significant_digits():
+    from wmbook.book.notebook import BOUND_DIGITS, stored_value
+
+    assert BOUND_DIGITS == 3
+    assert stored_value(6.742930412292480e-06, bounded=True) == 6.74e-06  # float32 rounding noise
+    assert stored_value(0.0351562, bounded=True) == 0.0352
+    assert stored_value(1234.567, bounded=True) == 1235.0  # digits before the point are kept
+    assert stored_value(12, bounded=True) == 12 and stored_value(2.5, bounded=True) == 2.5
+
+
 def test_stored_glued_floats_carry_no_cpu_noise(nb):
     """No page stores a glued float to more digits than glue keeps (re-execute it if one does)."""
     path, nb = nb

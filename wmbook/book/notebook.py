@@ -15,18 +15,26 @@ CHECK_KEY = "wmbook_check"
 # A glued float is stored to this many significant digits: float32 work is good to about 7, and
 # the digits beyond vary with the CPU; the prose shows at most as many.
 STORED_DIGITS = 6
+# A float checked only against bounds (``within=``: timings, memory, rounding noise) is a measurement
+# of this machine, not a result a re-run reproduces: it is stored to this many significant digits,
+# never dropping digits before the decimal point (the prose shows timings to two).
+BOUND_DIGITS = 3
 
 
-def stored_value(value: Any) -> Any:
-    """What glue records: a float (Python or NumPy) to ``STORED_DIGITS`` significant digits,
-    anything else as it is. Whole numbers and non-finite floats are kept exactly."""
+def stored_value(value: Any, bounded: bool = False) -> Any:
+    """What glue records: a float (Python or NumPy) to ``STORED_DIGITS`` significant digits, or to
+    ``BOUND_DIGITS`` when ``bounded`` (checked only as a bound), anything else as it is. Whole numbers
+    and non-finite floats are kept exactly."""
     import math
     import numbers
 
     if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
         v = float(value)
         if math.isfinite(v) and not v.is_integer():
-            return float(f"{v:.{STORED_DIGITS}g}")
+            digits = STORED_DIGITS
+            if bounded:
+                digits = max(BOUND_DIGITS, math.floor(math.log10(abs(v))) + 1)
+            return float(f"{v:.{digits}g}")
         return v
     return value
 
@@ -39,8 +47,9 @@ def glue(name: str, value: Any, display: bool = False, *, rtol: float | None = N
     the ``scrapbook`` metadata MyST-NB reads. With ``display=False`` nothing is
     shown in a live notebook.
 
-    A float is recorded to ``STORED_DIGITS`` significant digits (:func:`stored_value`): the
-    last digits of a float differ between CPUs and a reader should not see them as results.
+    A float is recorded to ``STORED_DIGITS`` significant digits (:func:`stored_value`), one checked
+    only as a bound (``within=``) to ``BOUND_DIGITS``: the last digits of a float differ between
+    CPUs and a reader should not see them as results.
 
     When the tests re-run the page, every glued number must come back within a
     tolerance: by default one unit of the last digit the prose shows (exact for
@@ -63,7 +72,7 @@ def glue(name: str, value: Any, display: bool = False, *, rtol: float | None = N
     from IPython.core.formatters import format_display_data
     from IPython.display import display as ipy_display
 
-    bundle, metadata = format_display_data(stored_value(value))
+    bundle, metadata = format_display_data(stored_value(value, bounded=within is not None))
     prefix = "" if display else GLUE_PREFIX
     metadata["scrapbook"] = {"name": name, "mime_prefix": prefix}
     if check:

@@ -38,10 +38,10 @@ from typing import Callable, NamedTuple, Sequence
 
 import torch
 
-from wmbook.data.checkpoint import (CHECKPOINT_DIR, CheckpointError, file_sha256, load_log, save_with_log,
+from wmbook.data.checkpoint import (CHECKPOINT_DIR, CheckpointError, load_paired_log, load_payload, save_with_log,
                                     verify_checkpoint)
 from wmbook.data.loaders import CharCorpus
-from wmbook.lab.char_gpt import CharGPTRecipe, evaluate_lm, train_char_gpt
+from wmbook.lab.char_gpt import CharGPTRecipe, evaluate_lm, gpt_from_state, train_char_gpt
 from wmbook.nn.gpt import GPT, GPTConfig
 
 #: Widths (d_model) of the sweep; every model has 4 layers and 4 heads, windows of 64 characters.
@@ -186,22 +186,10 @@ def _load_sweep(path: str | Path, sha256: str | None, log_sha256: str | None, re
                 where_log: str) -> SizeSweep:
     """Read a checkpoint of :func:`save_size_sweep` and its log, checked against the given sha256s."""
     path = verify_checkpoint(Path(path), sha256, regenerate, where=where)
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(blob, dict) or blob.get("format") != "wmbook-char-gpt-sizes-1":
-        raise CheckpointError(f"{path} is not a wmbook size-sweep checkpoint; regenerate it with: {regenerate}")
-    models = {}
-    for d, entry in blob["models"].items():
-        model = GPT(GPTConfig(**entry["config"]))
-        state = dict(entry["state_dict"])
-        if model.cfg.tie_weights:
-            state["lm_head.weight"] = state["wte.weight"]
-        model.load_state_dict(state)
-        models[int(d)] = model.eval()
-    log_path = path.with_suffix(".json")
-    log = load_log(log_path, log_sha256, regenerate, where=where_log)
-    if log.get("sha256") != (sha256 or file_sha256(path)):
-        raise CheckpointError(f"training log {log_path} was written for a checkpoint with sha256 {log.get('sha256')}, "
-                              f"not for {path}; regenerate both with: {regenerate}")
+    blob = load_payload(path, "wmbook-char-gpt-sizes-1", "size-sweep", regenerate)
+    models = {int(d): gpt_from_state(GPTConfig(**entry["config"]), entry["state_dict"]).eval()
+              for d, entry in blob["models"].items()}
+    log = load_paired_log(path, sha256, log_sha256, regenerate, where=where_log)
     return SizeSweep(models, log)
 
 
